@@ -1,0 +1,149 @@
+"""Load, default-fill and validate the workflow config.
+
+The JSON schema (workflow/schemas/config.schema.yaml) describes every key and fills the
+defaults; :func:`check_semantics` adds what a schema cannot express. Every failure is a
+:class:`ConfigError` whose message is one line naming the offending key and value.
+Pure Python on purpose: the Snakefile calls this at parse time.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; str(error) is one line naming the key and value."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(f"config error: {key}: {message}")
+
+
+def _with_defaults(validator_class):
+    """Extend a jsonschema validator so that it fills each property's `default`."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def load_schema() -> dict:
+    with open(SCHEMA_PATH) as fh:
+        return yaml.safe_load(fh)
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<config>"
+
+
+def validate_schema(config: dict) -> dict:
+    """Return a default-filled copy of `config`, or raise ConfigError on the first error."""
+    config = copy.deepcopy(dict(config))
+    validator = _with_defaults(jsonschema.Draft202012Validator)(load_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.path), list(e.path)))
+    if errors:
+        error = errors[0]
+        if error.validator == "propertyNames":
+            raise ConfigError(
+                _key(error.path),
+                f"name {error.instance!r} is not usable as a wildcard "
+                "(letters, digits and underscores, starting with a letter)",
+            )
+        message = error.message if len(error.message) <= 200 else error.message[:197] + "..."
+        raise ConfigError(_key(error.path), message)
+    return config
+
+
+def scenario_params(config: dict, name: str) -> dict:
+    """The resolved generation parameters of one scenario (globals with its overrides)."""
+    scenario = config["scenarios"][name]
+    return {
+        "image": dict(config["image"]),
+        "cells": copy.deepcopy(config["cells"]),
+        "disks": copy.deepcopy(scenario["disks"]),
+        "noise": {**config["noise"], **scenario.get("noise", {})},
+        "binarize": {**config["binarize"], **scenario.get("binarize", {})},
+    }
+
+
+def _disk_reaches_image(disk: dict, height: int, width: int) -> bool:
+    """True when at least one pixel centre lies in the disk."""
+    (cy, cx), r = disk["center"], disk["diameter"] / 2
+    # nearest pixel centre to the disk centre
+    py = min(max(math.floor(cy - 0.5) + 0.5, 0.5), height - 0.5)
+    px = min(max(math.floor(cx - 0.5) + 0.5, 0.5), width - 0.5)
+    for dy, dx in itertools.product((0, 1), repeat=2):
+        y, x = min(py + dy, height - 0.5), min(px + dx, width - 0.5)
+        if (y - cy) ** 2 + (x - cx) ** 2 <= r**2:
+            return True
+    return False
+
+
+def check_semantics(config: dict) -> None:
+    """Checks a schema cannot express; raise ConfigError on the first failure."""
+    height, width = config["image"]["height"], config["image"]["width"]
+    size = config["cells"]["size"]
+    positions = config["cells"]["positions"]
+    for i, (row, col) in enumerate(positions):
+        if row < 0 or col < 0 or row + size > height or col + size > width:
+            raise ConfigError(
+                f"cells.positions[{i}]",
+                f"cell at [{row}, {col}] of size {size} does not fit in the "
+                f"{height} x {width} image",
+            )
+    for (i, a), (j, b) in itertools.combinations(enumerate(positions), 2):
+        if abs(a[0] - b[0]) < size and abs(a[1] - b[1]) < size:
+            raise ConfigError(
+                f"cells.positions[{j}]",
+                f"cell at {list(b)} overlaps cell {i} at {list(a)}",
+            )
+    for name, model in config["models"].items():
+        pool = model.get("pool_size")
+        if model["type"] == "dual" and (height % pool or width % pool):
+            raise ConfigError(
+                f"models.{name}.pool_size",
+                f"image size {height} x {width} is not divisible by the pooling size {pool}",
+            )
+    for name in config["scenarios"]:
+        params = scenario_params(config, name)
+        for k, disk in enumerate(params["disks"]):
+            if not _disk_reaches_image(disk, height, width):
+                raise ConfigError(
+                    f"scenarios.{name}.disks[{k}].center",
+                    f"disk at {disk['center']} with diameter {disk['diameter']} covers "
+                    "no pixel of the image",
+                )
+        if not params["binarize"]["enabled"]:
+            for model_name, model in config["models"].items():
+                if model.get("likelihood") == "bernoulli":
+                    raise ConfigError(
+                        f"models.{model_name}.likelihood",
+                        f"bernoulli needs binary images but scenario {name} has "
+                        "binarize.enabled: false (use gaussian)",
+                    )
+
+
+def load_config(config: dict) -> dict:
+    """Validate `config` (a dict as Snakemake loaded it); return it with defaults filled."""
+    config = validate_schema(config)
+    check_semantics(config)
+    return config
+
+
+def load_config_file(path) -> dict:
+    with open(path) as fh:
+        return load_config(yaml.safe_load(fh) or {})

@@ -1,0 +1,39 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+from fgbg.config import ConfigError, load_config, scenario_params
+
+
+try:
+    config = load_config(config)
+except ConfigError as error:
+    sys.stderr.write(f"{error}\n")
+    sys.exit(1)
+
+SCENARIOS = list(config["scenarios"])
+MODELS = list(config["models"])
+SEEDS = [str(seed) for seed in config["seeds"]]
+
+
+wildcard_constraints:
+    scenario="|".join(SCENARIOS),
+    model="|".join(MODELS),
+    seed="|".join(SEEDS),
+    split="train|test",
+
+
+def all_targets():
+    return data_targets()
+
+
+def data_targets():
+    return expand(
+        [
+            "results/data/{scenario}/train.zarr",
+            "results/data/{scenario}/test.zarr",
+            "results/data/{scenario}/card.json",
+        ],
+        scenario=SCENARIOS,
+    )
