@@ -5,9 +5,9 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from fgbg.config import ConfigError, load_config, scenario_params
 
-
+# Validate and default-fill in place, so that every rule and the report see the same config.
 try:
-    config = load_config(config)
+    config.update(load_config(config))
 except ConfigError as error:
     sys.stderr.write(f"{error}\n")
     sys.exit(1)
