@@ -34,6 +34,7 @@ def data_targets():
             "results/data/{scenario}/train.zarr",
             "results/data/{scenario}/test.zarr",
             "results/data/{scenario}/card.json",
+            "results/figures/data/samples_{scenario}.png",
         ],
         scenario=SCENARIOS,
-    )
+    ) + ["results/figures/data/layout.png"]

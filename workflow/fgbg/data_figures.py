@@ -1,0 +1,80 @@
+"""Figures of the synthetic data: sample images per scenario and the shared layout."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Circle  # noqa: E402
+
+from fgbg.layout import overlaps  # noqa: E402
+
+IMAGE_STYLE = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0, "interpolation": "nearest"}
+
+
+def _disk_circle(disk: dict, **style) -> Circle:
+    # Pixel (row, col) is drawn centred on (col, row); the config's coordinates put pixel
+    # centres at +0.5, so a disk centre (cy, cx) lands at (cx - 0.5, cy - 0.5).
+    cy, cx = disk["center"]
+    return Circle((cx - 0.5, cy - 0.5), disk["diameter"] / 2, fill=False, **style)
+
+
+def _bare(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_samples(ds, scenario: str, n: int = 8, columns: int = 4):
+    """The first `n` images of a split, titled with which cells and disks are active."""
+    n = min(n, ds.sizes["sample"])
+    images = ds["images"][:n].values
+    cells, disks = ds["cell_active"][:n].values, ds["disk_active"][:n].values
+    rows = -(-n // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.9 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        _bare(ax)
+        if i >= n:
+            ax.axis("off")
+            continue
+        ax.imshow(images[i], **IMAGE_STYLE)
+        disk_state = " ".join(f"D{k}:{'on' if a else 'off'}" for k, a in enumerate(disks[i]))
+        ax.set_title(f"image {i}: {int(cells[i].sum())} cells on\n{disk_state}", fontsize=8)
+    split = ds.attrs.get("split", "")
+    kind = "binarized" if ds["images"].dtype == np.uint8 else "intensities"
+    fig.suptitle(f"{scenario}: first {n} {split} images ({kind})")
+    fig.tight_layout()
+    return fig
+
+
+def plot_layout(datasets: dict):
+    """One panel per scenario: the cells (numbered) and the disks (outlined, with their
+    activation probability); each title lists the cells that overlap each disk."""
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4 * len(datasets), 4.4), squeeze=False)
+    for ax, (scenario, ds) in zip(axes.flat, datasets.items(), strict=True):
+        cells, disk_masks = ds["cell_mask"].values > 0, ds["disk_mask"].values > 0
+        canvas = 0.25 * disk_masks.any(axis=0) + 0.75 * cells.any(axis=0)
+        ax.imshow(canvas, **IMAGE_STYLE)
+        for k, mask in enumerate(cells):
+            rows, cols = np.nonzero(mask)
+            ax.text(cols.mean(), rows.mean(), str(k), ha="center", va="center", fontsize=8)
+        overlap = overlaps(cells, disk_masks)
+        lines = []
+        for k, disk in enumerate(ds.attrs["generation"]["disks"]):
+            ax.add_patch(_disk_circle(disk, edgecolor="tab:red", linewidth=1.5))
+            cy, cx = disk["center"]
+            ax.text(cx - 0.5, cy - 0.5, f"D{k}", color="tab:red", ha="center", fontsize=9)
+            under = ",".join(map(str, np.flatnonzero(overlap[:, k])))
+            lines.append(f"D{k} p={disk['probability']:g}: cells {under}")
+        _bare(ax)
+        ax.set_title(f"{scenario}\n" + "\n".join(lines), fontsize=9)
+    fig.suptitle("Layout: cells (numbered) and background disks (red)")
+    fig.tight_layout()
+    return fig
+
+
+def save(fig, path) -> None:
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

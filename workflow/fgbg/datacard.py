@@ -1,0 +1,112 @@
+"""The data card: facts measured on the written stores of one scenario.
+
+Pixel classes, per pixel and image (they partition every pixel of every image):
+- `empty`: no active cell and no active disk covers the pixel (this includes the pixels
+  of inactive cells and of inactive disks);
+- `cell_only`: an active cell covers it, no active disk does;
+- `disk_only`: an active disk covers it, no active cell does;
+- `cell_in_active_disk`: an active cell and an active disk cover it.
+"Covers" uses the stored masks: a cell's square, a disk's pixels (centre within radius).
+For each class the card gives the number of (image, pixel) pairs and the on-rate (the mean
+of the 0/1 images), or the mean intensity when binarization is off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fgbg.layout import overlaps
+
+PIXEL_CLASSES = ("empty", "cell_only", "disk_only", "cell_in_active_disk")
+
+
+def measure_split(ds, chunk_size: int = 1000) -> dict:
+    """Counts, activation frequencies and per-class pixel statistics of one split."""
+    cell_mask = ds["cell_mask"].values.reshape(ds.sizes["cell"], -1).astype(np.float32)
+    disk_mask = ds["disk_mask"].values.reshape(ds.sizes["disk"], -1).astype(np.float32)
+    n = ds.sizes["sample"]
+    pixels = np.zeros(len(PIXEL_CLASSES), dtype=np.int64)
+    total = np.zeros(len(PIXEL_CLASSES), dtype=np.float64)
+    cell_counts = np.zeros(ds.sizes["cell"], dtype=np.int64)
+    disk_counts = np.zeros(ds.sizes["disk"], dtype=np.int64)
+    for start in range(0, n, chunk_size):
+        window = slice(start, min(start + chunk_size, n))
+        images = ds["images"][window].values.reshape(window.stop - start, -1)
+        cells = ds["cell_active"][window].values
+        disks = ds["disk_active"][window].values
+        cell_counts += cells.sum(axis=0, dtype=np.int64)
+        disk_counts += disks.sum(axis=0, dtype=np.int64)
+        in_cell = cells.astype(np.float32) @ cell_mask > 0
+        in_disk = disks.astype(np.float32) @ disk_mask > 0
+        classes = (in_cell.astype(np.int64) + 2 * in_disk).ravel()
+        pixels += np.bincount(classes, minlength=len(PIXEL_CLASSES))
+        total += np.bincount(classes, weights=images.ravel(), minlength=len(PIXEL_CLASSES))
+    binary = ds["images"].dtype == np.uint8
+    value = "on_rate" if binary else "mean_intensity"
+    return {
+        "n_images": int(n),
+        "cell_activation": {
+            "count": cell_counts.tolist(),
+            "frequency": (cell_counts / n).round(6).tolist(),
+        },
+        "disk_activation": {
+            "count": disk_counts.tolist(),
+            "frequency": (disk_counts / n).round(6).tolist(),
+        },
+        "pixel_classes": {
+            name: {
+                "pixels": int(count),
+                value: round(float(s / count), 6) if count else None,
+            }
+            for name, count, s in zip(PIXEL_CLASSES, pixels, total, strict=True)
+        },
+    }
+
+
+def layout_facts(ds) -> dict:
+    """Which cells overlap which disk (a cell overlaps a disk when one of its pixels is in
+    it), and the number of image pixels of each cell and disk."""
+    cells, disks = ds["cell_mask"].values > 0, ds["disk_mask"].values > 0
+    overlap = overlaps(cells, disks)
+    return {
+        "image": {"height": ds.sizes["y"], "width": ds.sizes["x"]},
+        "n_cells": int(ds.sizes["cell"]),
+        "n_disks": int(ds.sizes["disk"]),
+        "cell_pixels": cells.sum(axis=(1, 2)).tolist(),
+        "disk_pixels": disks.sum(axis=(1, 2)).tolist(),
+        "cells_overlapping_disk": [
+            np.flatnonzero(overlap[:, k]).tolist() for k in range(len(disks))
+        ],
+        "cells_outside_disks": np.flatnonzero(~overlap.any(axis=1)).tolist(),
+    }
+
+
+def data_card(splits: dict, scenario: str) -> dict:
+    """The card of a scenario from its opened splits ({"train": ds, "test": ds})."""
+    first = next(iter(splits.values()))
+    return {
+        "scenario": scenario,
+        "pixel_classes": {
+            "empty": "no active cell and no active disk covers the pixel",
+            "cell_only": "an active cell covers the pixel, no active disk does",
+            "disk_only": "an active disk covers the pixel, no active cell does",
+            "cell_in_active_disk": "an active cell and an active disk cover the pixel",
+        },
+        "generation": first.attrs["generation"],
+        "seed": first.attrs["seed"],
+        "layout": layout_facts(first),
+        "splits": {name: measure_split(ds) for name, ds in splits.items()},
+    }
+
+
+def write_json(data: dict, path) -> None:
+    """Write JSON atomically (temporary file beside the target, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)

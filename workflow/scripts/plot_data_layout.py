@@ -1,0 +1,21 @@
+"""The layout of every scenario: numbered cells and outlined disks (rule data_layout_figure)."""
+
+# ruff: noqa: F821 (snakemake is injected by Snakemake's script directive)
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")
+
+import logging  # noqa: E402
+
+from fgbg.data_figures import plot_layout, save  # noqa: E402
+from fgbg.store import open_split  # noqa: E402
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+
+stores = dict(zip(snakemake.params.scenarios, snakemake.input.stores, strict=True))
+save(
+    plot_layout({name: open_split(path) for name, path in stores.items()}), snakemake.output.figure
+)
+logging.info("wrote %s", snakemake.output.figure)

@@ -1,0 +1,19 @@
+"""Sample images of one scenario (rule data_samples_figure)."""
+
+# ruff: noqa: F821 (snakemake is injected by Snakemake's script directive)
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")
+
+import logging  # noqa: E402
+
+from fgbg.data_figures import plot_samples, save  # noqa: E402
+from fgbg.store import open_split  # noqa: E402
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+
+ds = open_split(snakemake.input.store)
+save(plot_samples(ds, snakemake.wildcards.scenario, n=snakemake.params.n), snakemake.output.figure)
+logging.info("wrote %s", snakemake.output.figure)
