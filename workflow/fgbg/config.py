@@ -47,7 +47,34 @@ def load_schema() -> dict:
 
 
 def _key(path) -> str:
-    return ".".join(str(p) for p in path) or "<config>"
+    """A key path as written in messages: `scenarios.x90.disks[0].center`."""
+    key = ""
+    for part in path:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
+    return key or "<config>"
+
+
+def _schema_error(error) -> ConfigError:
+    """One line for a jsonschema error, naming the offending key itself where possible."""
+    path = list(error.path)
+    if "propertyNames" in error.absolute_schema_path:
+        return ConfigError(
+            _key(path),
+            f"name {error.instance!r} is not usable as a wildcard "
+            "(letters, digits and underscores, starting with a letter)",
+        )
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        return ConfigError(
+            _key([*path, unknown[0]]),
+            f"unknown key (allowed here: {', '.join(allowed)})",
+        )
+    if error.validator == "required":
+        missing = [key for key in error.validator_value if key not in error.instance]
+        return ConfigError(_key([*path, missing[0]]), "required key is missing")
+    message = error.message if len(error.message) <= 200 else error.message[:197] + "..."
+    return ConfigError(_key(path), message)
 
 
 def validate_schema(config: dict) -> dict:
@@ -56,15 +83,7 @@ def validate_schema(config: dict) -> dict:
     validator = _with_defaults(jsonschema.Draft202012Validator)(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.path), list(e.path)))
     if errors:
-        error = errors[0]
-        if error.validator == "propertyNames":
-            raise ConfigError(
-                _key(error.path),
-                f"name {error.instance!r} is not usable as a wildcard "
-                "(letters, digits and underscores, starting with a letter)",
-            )
-        message = error.message if len(error.message) <= 200 else error.message[:197] + "..."
-        raise ConfigError(_key(error.path), message)
+        raise _schema_error(errors[0])
     return config
 
 
