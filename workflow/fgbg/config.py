@@ -137,6 +137,12 @@ def check_semantics(config: dict) -> None:
                 f"models.{name}.pool_size",
                 f"image size {height} x {width} is not divisible by the pooling size {pool}",
             )
+        kernel = model.get("fg_kernel")
+        if height % kernel or width % kernel:
+            raise ConfigError(
+                f"models.{name}.fg_kernel",
+                f"image size {height} x {width} is not divisible by the foreground kernel {kernel}",
+            )
     for name in config["scenarios"]:
         params = scenario_params(config, name)
         for k, disk in enumerate(params["disks"]):

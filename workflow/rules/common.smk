@@ -25,7 +25,7 @@ wildcard_constraints:
 
 
 def all_targets():
-    return data_targets()
+    return data_targets() + model_targets()
 
 
 def data_targets():
@@ -38,3 +38,17 @@ def data_targets():
         ],
         scenario=SCENARIOS,
     ) + ["results/figures/data/layout.png"]
+
+
+def model_targets():
+    return expand(
+        "results/models/{scenario}/{model}/seed{seed}/model.pt",
+        scenario=SCENARIOS,
+        model=MODELS,
+        seed=SEEDS,
+    )
+
+
+def train_gpus(wildcards):
+    """GPUs a training job asks for: none when the config pins the CPU."""
+    return 0 if config["training"]["device"] in ("cpu", "mps") else 1

@@ -1,0 +1,184 @@
+"""Training: reproducible, resumable after kill -9, stops on NaN, loads with weights_only."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from fgbg.training import TrainingError, load_trained, train
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+DUAL = {"type": "dual", "fg_channels": [8, 16], "fg_hidden": 32, "bg_channels": 4, "bg_hidden": 8}
+TRAINING = {"epochs": 4, "batch_size": 16, "device": "cpu", "checkpoint_every": 2}
+
+
+def tiny_images(n=48, size=30, seed=0):
+    """Random 6 x 6 squares on a 30 x 30 grid, plus a big block in half of the images."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, size, size), dtype=np.uint8)
+    for i in range(n):
+        for row, col in [(2, 3), (12, 18), (20, 5)]:
+            if rng.random() < 0.5:
+                images[i, row : row + 6, col : col + 6] = 1
+        if rng.random() < 0.5:
+            images[i, 15:, :15] |= (rng.random((15, 15)) < 0.8).astype(np.uint8)
+    return images
+
+
+def weights(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def history_without_time(path):
+    return pd.read_csv(path).drop(columns="seconds")
+
+
+def test_outputs_and_falling_loss(tmp_path):
+    history = train(
+        tiny_images(), DUAL, TRAINING, seed=0, out_dir=tmp_path, test_images=tiny_images(16, seed=1)
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.csv", "model.pt", "run.json"]
+    table = pd.read_csv(tmp_path / "history.csv")
+    assert list(table.columns) == [
+        "epoch", "loss", "ll_fg", "kl_z1", "ll_bg", "kl_z2",
+        "test_loss", "test_ll_fg", "test_kl_z1", "test_ll_bg", "test_kl_z2", "seconds",
+    ]  # fmt: skip
+    assert table["epoch"].tolist() == [1, 2, 3, 4] and len(history) == 4
+    assert table["loss"].iloc[-1] < table["loss"].iloc[0]
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["device"] == "cpu" and run["seed"] == 0 and run["threads"] >= 1
+    assert set(run["versions"]) == {"python", "torch", "numpy"}
+    assert run["training"]["batch_size"] == 16 and run["model"]["fg_channels"] == [8, 16]
+    assert run["wall_seconds"] > 0 and run["n_train"] == 48 and run["n_test"] == 16
+
+
+def test_two_cpu_runs_are_identical(tmp_path):
+    for name in ("a", "b"):
+        train(tiny_images(), DUAL, TRAINING, seed=3, out_dir=tmp_path / name, threads=1)
+    pd.testing.assert_frame_equal(
+        history_without_time(tmp_path / "a/history.csv"),
+        history_without_time(tmp_path / "b/history.csv"),
+        check_exact=True,
+    )
+    assert_same_weights(weights(tmp_path / "a/model.pt"), weights(tmp_path / "b/model.pt"))
+    train(tiny_images(), DUAL, TRAINING, seed=4, out_dir=tmp_path / "c", threads=1)
+    assert not history_without_time(tmp_path / "c/history.csv").equals(
+        history_without_time(tmp_path / "a/history.csv")
+    )
+
+
+KILLED_RUN = """
+import logging, os, signal, sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from test_training import DUAL, TRAINING, tiny_images
+from fgbg.training import train
+
+class KillAfterEpoch3(logging.Handler):
+    def emit(self, record):
+        if record.getMessage().startswith("epoch 3/"):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+log = logging.getLogger("killed")
+log.setLevel(logging.INFO)
+log.addHandler(KillAfterEpoch3())
+train(tiny_images(), DUAL, TRAINING, seed=5, out_dir={out!r}, threads=1, log=log)
+"""
+
+
+def test_resume_after_kill_gives_the_same_weights(tmp_path):
+    train(tiny_images(), DUAL, TRAINING, seed=5, out_dir=tmp_path / "whole", threads=1)
+
+    out = tmp_path / "killed"
+    code = KILLED_RUN.format(tests=str(Path(__file__).parent), out=str(out))
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True)
+    assert result.returncode == -signal.SIGKILL, result.stderr.decode()
+    assert (out / "checkpoint.pt").exists() and not (out / "model.pt").exists()
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 2
+
+    train(tiny_images(), DUAL, TRAINING, seed=5, out_dir=out, threads=1)
+    assert not (out / "checkpoint.pt").exists()
+    assert json.loads((out / "run.json").read_text())["resumed_after_epoch"] == 2
+    assert_same_weights(weights(tmp_path / "whole/model.pt"), weights(out / "model.pt"))
+    pd.testing.assert_frame_equal(
+        history_without_time(tmp_path / "whole/history.csv"),
+        history_without_time(out / "history.csv"),
+        check_exact=True,
+    )
+
+
+def test_checkpoint_of_another_run_is_ignored(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    torch.save({"fingerprint": "not this run", "epoch": 2}, out / "checkpoint.pt")
+    train(tiny_images(), DUAL, TRAINING, seed=5, out_dir=out, threads=1)
+    assert json.loads((out / "run.json").read_text())["resumed_after_epoch"] == 0
+
+
+def test_non_finite_loss_names_the_epoch_and_leaves_no_model(tmp_path):
+    images = np.random.default_rng(0).random((32, 30, 30)).astype(np.float32)
+    images[5, 3, 3] = np.nan
+    config = {**DUAL, "likelihood": "gaussian"}
+    with pytest.raises(TrainingError, match="non-finite loss in epoch 1"):
+        train(images, config, TRAINING, seed=0, out_dir=tmp_path)
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_model_loads_with_weights_only(tmp_path):
+    train(tiny_images(), {"type": "vae", "fg_channels": [8]}, TRAINING, seed=0, out_dir=tmp_path)
+    model, config = load_trained(tmp_path / "model.pt")
+    assert config["type"] == "vae" and not model.training
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert (state["height"], state["width"]) == (30, 30)
+    x = torch.from_numpy(tiny_images(2)).float().unsqueeze(1)
+    with torch.no_grad():
+        assert model.decode({"z": model.encode(x)["z"][0]})["foreground"].shape == (2, 1, 30, 30)
+
+
+TINY_CONFIG = {
+    "image": {"height": 30, "width": 30},
+    "cells": {"positions": [[2, 3], [12, 18], [22, 4]]},
+    "scenarios": {"tiny": {"disks": [{"center": [22, 8], "diameter": 16}]}},
+    "data": {"n_train": 40, "n_test": 20},
+    "seeds": [0],
+    "models": {
+        "dual": {**DUAL, "pool_size": 15},
+        "vae": {"type": "vae", "fg_channels": [8]},
+    },
+    "training": {"epochs": 2, "batch_size": 16, "device": "cpu"},
+}
+
+
+@pytest.mark.slow
+def test_snakemake_trains_a_tiny_config(tmp_path):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
+    targets = [f"results/models/tiny/{m}/seed0/history.csv" for m in ("dual", "vae")]
+    result = subprocess.run(
+        [str(BIN / "snakemake"), *targets, "--cores", "2", "--directory", str(tmp_path),
+         "--snakefile", str(ROOT / "Snakefile"), "--configfile", str(tmp_path / "config.yaml")],
+        capture_output=True, text=True, env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for model in ("dual", "vae"):
+        out = tmp_path / f"results/models/tiny/{model}/seed0"
+        assert sorted(p.name for p in out.iterdir()) == ["history.csv", "model.pt", "run.json"]
+        assert len(pd.read_csv(out / "history.csv")) == 2
+        assert json.loads((out / "run.json").read_text())["threads"] == 1
+        log = (tmp_path / f"results/logs/train/tiny/{model}/seed0.log").read_text()
+        assert "epoch 2/2" in log
+    assert (tmp_path / "results/benchmarks/train/tiny/dual/seed0.tsv").exists()

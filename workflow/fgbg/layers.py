@@ -1,0 +1,58 @@
+"""Convolutions whose kernel equals their stride, written as a reshape and one matrix product.
+
+A convolution with kernel k and stride k (no padding) sees each k x k patch exactly once,
+so it is a linear map applied to every patch: reshape the image into patches and multiply.
+On a CPU this is faster than the generic convolution kernels and gives the same numbers.
+The parameters have the shapes of `nn.Conv2d` / `nn.ConvTranspose2d`, are initialised the
+same way, and a state dict moves between the two forms unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _patches(x: torch.Tensor, k: int) -> tuple[torch.Tensor, int, int]:
+    """(N, C, H, W) -> (N * h * w, C * k * k) with h = H // k, w = W // k (the rest is cut)."""
+    n, c, height, width = x.shape
+    h, w = height // k, width // k
+    x = x[:, :, : h * k, : w * k].reshape(n, c, h, k, w, k)
+    return x.permute(0, 2, 4, 1, 3, 5).reshape(n * h * w, c * k * k), h, w
+
+
+class PatchConv2d(nn.Module):
+    """`nn.Conv2d(in_channels, out_channels, kernel_size=k, stride=k)` as patchify + matmul."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
+        super().__init__()
+        conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=kernel_size)
+        self.kernel_size = kernel_size
+        self.weight, self.bias = conv.weight, conv.bias  # (out, in, k, k), (out,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        patches, h, w = _patches(x, self.kernel_size)
+        out = torch.addmm(self.bias, patches, self.weight.flatten(1).t())  # (n*h*w, out)
+        return out.view(n, h, w, -1).permute(0, 3, 1, 2)
+
+
+class PatchConvTranspose2d(nn.Module):
+    """`nn.ConvTranspose2d(in_channels, out_channels, kernel_size=k, stride=k)` as matmul +
+    un-patchify: every input position paints its own k x k output patch."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
+        super().__init__()
+        conv = nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride=kernel_size)
+        self.kernel_size = kernel_size
+        self.weight, self.bias = conv.weight, conv.bias  # (in, out, k, k), (out,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        k = self.kernel_size
+        out_channels = self.weight.shape[1]
+        rows = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
+        bias = self.bias.repeat_interleave(k * k)
+        out = torch.addmm(bias, rows, self.weight.flatten(1))  # (n*h*w, out*k*k)
+        out = out.view(n, h, w, out_channels, k, k).permute(0, 3, 1, 4, 2, 5)
+        return out.reshape(n, out_channels, h * k, w * k)

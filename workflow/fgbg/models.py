@@ -1,0 +1,250 @@
+"""The dual VAE of the thesis and its single-VAE baseline.
+
+Dual VAE (SPEC section 3):
+
+    z1 ~ q(z1 | x)      foreground encoder, first convolution fg_kernel x fg_kernel (a cell)
+    z2 ~ s(z2 | x)      background encoder, first convolution pool_size x pool_size
+    (t1, t2) = A (z1, z2) + b                     one dense interaction layer
+    x    ~ p(x | t1)    transposed-convolution decoder, Bernoulli logits over H x W
+    g(x) ~ r(g | t2)    MLP decoder, Bernoulli cross-entropy against the pooled target
+    g(x) = sigmoid(target_sharpness * (mean of each pool_size block of x - 0.5))
+
+    loss = -(ELBO1 + background_weight * ELBO2), ELBO = log-likelihood - KL(posterior || N(0, I))
+
+with one reparameterised sample per image and analytic KL terms. The baseline (type vae) is
+the same foreground encoder and decoder with one latent `z` of size latent_dim.
+
+Every model has `encode(x) -> {name: (mu, logvar)}` (ordered: concatenating the blocks in
+key order gives all latent dimensions), `decode(latents) -> {"foreground": ..., ...}`,
+and `loss_terms(x, generator) -> {"loss", "ll_fg", "kl_<latent>", ...}` (batch means).
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fgbg.layers import PatchConv2d, PatchConvTranspose2d
+from fgbg.losses import bernoulli_log_likelihood, gaussian_kl, gaussian_log_likelihood
+
+# The defaults the config schema fills in (kept here too so the model works without it).
+DEFAULTS = {
+    "z1_dim": 4,
+    "z2_dim": 1,
+    "latent_dim": 5,
+    "fg_kernel": 6,
+    "fg_channels": [32, 64],
+    "fg_hidden": 256,
+    "bg_channels": 16,
+    "bg_hidden": 32,
+    "pool_size": 30,
+    "target_sharpness": 12.0,
+    "background_weight": 450.0,
+    "likelihood": "bernoulli",
+    "gaussian_sd": 0.4,
+}
+
+
+def reparameterise(mu, logvar, generator=None):
+    noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + torch.exp(0.5 * logvar) * noise
+
+
+class ForegroundEncoder(nn.Module):
+    """kernel x kernel / stride kernel patch convolution, then 3 x 3 stride-2 convolutions,
+    then an MLP to (mu, logvar)."""
+
+    def __init__(self, height, width, kernel, channels, hidden, latent):
+        super().__init__()
+        h, w = height // kernel, width // kernel
+        self.grid_sizes = [(h, w)]
+        layers = [PatchConv2d(1, channels[0], kernel), nn.ReLU()]
+        for c_in, c_out in pairwise(channels):
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.ReLU()]
+            h, w = (h + 1) // 2, (w + 1) // 2
+            self.grid_sizes.append((h, w))
+        layers += [nn.Flatten(), nn.Linear(channels[-1] * h * w, hidden), nn.ReLU()]
+        layers += [nn.Linear(hidden, 2 * latent)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x).chunk(2, dim=1)
+
+
+class ForegroundDecoder(nn.Module):
+    """Mirror of the encoder: MLP, 4 x 4 stride-2 transposed convolutions, and a
+    kernel x kernel / stride kernel transposed convolution to one H x W map."""
+
+    def __init__(self, grid_sizes, kernel, channels, hidden, latent):
+        super().__init__()
+        self.grid_sizes = grid_sizes
+        self.channels = channels
+        h, w = grid_sizes[-1]
+        self.mlp = nn.Sequential(
+            nn.Linear(latent, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, channels[-1] * h * w),
+            nn.ReLU(),
+        )
+        self.upsample = nn.ModuleList(
+            nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)
+            for c_out, c_in in pairwise(channels)
+        )[::-1]
+        self.to_image = PatchConvTranspose2d(channels[0], 1, kernel)
+
+    def forward(self, t):
+        h, w = self.grid_sizes[-1]
+        y = self.mlp(t).view(-1, self.channels[-1], h, w)
+        for layer, (h, w) in zip(self.upsample, self.grid_sizes[-2::-1], strict=True):
+            y = F.relu(layer(y)[:, :, :h, :w])  # crop the odd sizes back
+        return self.to_image(y)
+
+
+class BackgroundEncoder(nn.Module):
+    """One pool x pool / stride pool convolution (one value per block), then an MLP."""
+
+    def __init__(self, pool, channels, hidden, latent, blocks):
+        super().__init__()
+        self.net = nn.Sequential(
+            PatchConv2d(1, channels, pool),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(channels * blocks, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 2 * latent),
+        )
+
+    def forward(self, x):
+        return self.net(x).chunk(2, dim=1)
+
+
+class BackgroundDecoder(nn.Module):
+    """A small MLP to the (H / pool) x (W / pool) logits of the pooled target."""
+
+    def __init__(self, latent, hidden, grid):
+        super().__init__()
+        self.grid = grid
+        self.net = nn.Sequential(
+            nn.Linear(latent, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, grid[0] * grid[1]),
+        )
+
+    def forward(self, t):
+        return self.net(t).view(-1, 1, *self.grid)
+
+
+class _VAEBase(nn.Module):
+    def __init__(self, config, height, width):
+        super().__init__()
+        self.config = config
+        self.height, self.width = height, width
+
+    def foreground_log_likelihood(self, output, x):
+        if self.config["likelihood"] == "gaussian":
+            return gaussian_log_likelihood(output, x, self.config["gaussian_sd"])
+        return bernoulli_log_likelihood(output, x)
+
+    def _foreground_parts(self, latent):
+        c = self.config
+        encoder = ForegroundEncoder(
+            self.height, self.width, c["fg_kernel"], c["fg_channels"], c["fg_hidden"], latent
+        )
+        decoder = ForegroundDecoder(
+            encoder.grid_sizes, c["fg_kernel"], c["fg_channels"], c["fg_hidden"], latent
+        )
+        return encoder, decoder
+
+    def sample(self, posteriors, generator=None):
+        return {
+            key: reparameterise(mu, logvar, generator) for key, (mu, logvar) in posteriors.items()
+        }
+
+
+class DualVAE(_VAEBase):
+    def __init__(self, config, height, width):
+        super().__init__(config, height, width)
+        c = config
+        pool = c["pool_size"]
+        self.grid = (height // pool, width // pool)
+        self.fg_encoder, self.fg_decoder = self._foreground_parts(c["z1_dim"])
+        self.bg_encoder = BackgroundEncoder(
+            pool, c["bg_channels"], c["bg_hidden"], c["z2_dim"], self.grid[0] * self.grid[1]
+        )
+        total = c["z1_dim"] + c["z2_dim"]
+        self.interaction = nn.Linear(total, total)
+        self.bg_decoder = BackgroundDecoder(c["z2_dim"], c["bg_hidden"], self.grid)
+
+    def encode(self, x):
+        return {"z1": self.fg_encoder(x), "z2": self.bg_encoder(x)}
+
+    def decode(self, latents):
+        t = self.interaction(torch.cat([latents["z1"], latents["z2"]], dim=1))
+        t1, t2 = t.split([self.config["z1_dim"], self.config["z2_dim"]], dim=1)
+        return {"foreground": self.fg_decoder(t1), "background": self.bg_decoder(t2)}
+
+    def background_target(self, x):
+        c = self.config
+        block_mean = F.avg_pool2d(x, c["pool_size"])
+        return torch.sigmoid(c["target_sharpness"] * (block_mean - 0.5))
+
+    def loss_terms(self, x, generator=None):
+        posteriors = self.encode(x)
+        out = self.decode(self.sample(posteriors, generator))
+        ll_fg = self.foreground_log_likelihood(out["foreground"], x).mean()
+        ll_bg = bernoulli_log_likelihood(out["background"], self.background_target(x)).mean()
+        kl_z1 = gaussian_kl(*posteriors["z1"]).mean()
+        kl_z2 = gaussian_kl(*posteriors["z2"]).mean()
+        loss = -(ll_fg - kl_z1) - self.config["background_weight"] * (ll_bg - kl_z2)
+        return {"loss": loss, "ll_fg": ll_fg, "kl_z1": kl_z1, "ll_bg": ll_bg, "kl_z2": kl_z2}
+
+
+class VAE(_VAEBase):
+    def __init__(self, config, height, width):
+        super().__init__(config, height, width)
+        self.fg_encoder, self.fg_decoder = self._foreground_parts(config["latent_dim"])
+
+    def encode(self, x):
+        return {"z": self.fg_encoder(x)}
+
+    def decode(self, latents):
+        return {"foreground": self.fg_decoder(latents["z"])}
+
+    def loss_terms(self, x, generator=None):
+        posteriors = self.encode(x)
+        out = self.decode(self.sample(posteriors, generator))
+        ll_fg = self.foreground_log_likelihood(out["foreground"], x).mean()
+        kl_z = gaussian_kl(*posteriors["z"]).mean()
+        return {"loss": -(ll_fg - kl_z), "ll_fg": ll_fg, "kl_z": kl_z}
+
+
+MODEL_TYPES = {"dual": DualVAE, "vae": VAE}
+
+
+def resolve_config(model_config: dict) -> dict:
+    """The model config with every hyperparameter filled in (schema defaults win when given)."""
+    config = {**DEFAULTS, **model_config}
+    config["fg_channels"] = list(config["fg_channels"])
+    return config
+
+
+def build_model(model_config: dict, height: int, width: int) -> nn.Module:
+    """A freshly initialised model of `model_config["type"]` for H x W images."""
+    config = resolve_config(model_config)
+    kind = config.get("type")
+    if kind not in MODEL_TYPES:
+        raise ValueError(f"model type {kind!r} is not one of {sorted(MODEL_TYPES)}")
+    if height % config["fg_kernel"] or width % config["fg_kernel"]:
+        raise ValueError(
+            f"image size {height} x {width} is not divisible by fg_kernel {config['fg_kernel']}"
+        )
+    if kind == "dual" and (height % config["pool_size"] or width % config["pool_size"]):
+        raise ValueError(
+            f"image size {height} x {width} is not divisible by pool_size {config['pool_size']}"
+        )
+    return MODEL_TYPES[kind](config, height, width)

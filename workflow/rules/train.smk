@@ -1,0 +1,23 @@
+rule train:
+    input:
+        train="results/data/{scenario}/train.zarr",
+        test="results/data/{scenario}/test.zarr",
+    output:
+        model="results/models/{scenario}/{model}/seed{seed}/model.pt",
+        history="results/models/{scenario}/{model}/seed{seed}/history.csv",
+        run="results/models/{scenario}/{model}/seed{seed}/run.json",
+    log:
+        "results/logs/train/{scenario}/{model}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{scenario}/{model}/seed{seed}.tsv"
+    conda:
+        "../../envs/training.yaml"
+    threads: 1
+    resources:
+        gpu=train_gpus,
+    params:
+        model=lambda wc: config["models"][wc.model],
+        training=config["training"],
+        seed=lambda wc: int(wc.seed),
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,38 @@
+"""Train one (scenario, model, seed) and write model.pt, history.csv, run.json (rule train)."""
+
+# ruff: noqa: F821 (snakemake is injected by Snakemake's script directive)
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")
+
+import logging  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from fgbg.store import open_split  # noqa: E402
+from fgbg.training import train  # noqa: E402
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(
+    stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+)
+log = logging.getLogger("train")
+
+out_dir = Path(snakemake.output.model).parent
+for name in ("history", "run"):
+    assert Path(snakemake.output[name]).parent == out_dir, f"{name} must sit beside model.pt"
+
+images = {split: open_split(snakemake.input[split])["images"].values for split in ("train", "test")}
+log.info(
+    "%s %s seed %s", snakemake.wildcards.scenario, snakemake.wildcards.model, snakemake.params.seed
+)
+train(
+    images["train"],
+    snakemake.params.model,
+    snakemake.params.training,
+    seed=snakemake.params.seed,
+    out_dir=out_dir,
+    test_images=images["test"],
+    threads=snakemake.threads,
+    log=log,
+)
