@@ -23,11 +23,16 @@ import zarr
 from fgbg.generate import BLOCK_SIZE, SPLIT_KEYS, iter_split, scenario_key
 from fgbg.layout import scenario_masks
 
+
 # Snakemake puts a `.snakemake_timestamp` file into directory() outputs; zarr warns about it
 # whenever it lists the store. The file is harmless, so that one warning is silenced.
-warnings.filterwarnings(
-    "ignore", message=r"Object at \.snakemake_timestamp is not recognized", category=UserWarning
-)
+def _ignore_snakemake_timestamp() -> None:
+    warnings.filterwarnings(
+        "ignore", message=r"Object at \.snakemake_timestamp is not recognized", category=UserWarning
+    )
+
+
+_ignore_snakemake_timestamp()
 
 SAMPLE_VARIABLES = {
     "images": ("sample", "y", "x"),
@@ -117,4 +122,6 @@ def write_split(
 
 def open_split(path) -> xr.Dataset:
     """Open a split lazily (Zarr v3, no consolidated metadata)."""
-    return xr.open_zarr(path, consolidated=False, zarr_format=3)
+    with warnings.catch_warnings():  # also where a caller (e.g. pytest) reset the filters
+        _ignore_snakemake_timestamp()
+        return xr.open_zarr(path, consolidated=False, zarr_format=3)
