@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fgbg.generate import active_cover, active_disk_cover, pixel_cell_index
 from fgbg.layout import overlaps
 
 PIXEL_CLASSES = ("empty", "cell_only", "disk_only", "cell_in_active_disk")
@@ -26,8 +27,8 @@ PIXEL_CLASSES = ("empty", "cell_only", "disk_only", "cell_in_active_disk")
 
 def measure_split(ds, chunk_size: int = 1000) -> dict:
     """Counts, activation frequencies and per-class pixel statistics of one split."""
-    cell_mask = ds["cell_mask"].values.reshape(ds.sizes["cell"], -1).astype(np.float32)
-    disk_mask = ds["disk_mask"].values.reshape(ds.sizes["disk"], -1).astype(np.float32)
+    cell_index = pixel_cell_index(ds["cell_mask"].values > 0)
+    disk_mask = ds["disk_mask"].values.reshape(ds.sizes["disk"], -1) > 0
     n = ds.sizes["sample"]
     pixels = np.zeros(len(PIXEL_CLASSES), dtype=np.int64)
     total = np.zeros(len(PIXEL_CLASSES), dtype=np.float64)
@@ -40,8 +41,8 @@ def measure_split(ds, chunk_size: int = 1000) -> dict:
         disks = ds["disk_active"][window].values
         cell_counts += cells.sum(axis=0, dtype=np.int64)
         disk_counts += disks.sum(axis=0, dtype=np.int64)
-        in_cell = cells.astype(np.float32) @ cell_mask > 0
-        in_disk = disks.astype(np.float32) @ disk_mask > 0
+        in_cell = active_cover(cells.astype(bool), cell_index)
+        in_disk = active_disk_cover(disks, disk_mask)
         classes = (in_cell.astype(np.int64) + 2 * in_disk).ravel()
         pixels += np.bincount(classes, minlength=len(PIXEL_CLASSES))
         total += np.bincount(classes, weights=images.ravel(), minlength=len(PIXEL_CLASSES))

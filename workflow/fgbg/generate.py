@@ -48,8 +48,38 @@ class Batch:
 _FIELDS = [f.name for f in fields(Batch)]
 
 
+def pixel_cell_index(cell_masks: np.ndarray) -> np.ndarray:
+    """Flat (pixel,) map to the index of the cell covering each pixel, len(cells) for none.
+    Cells never overlap (fgbg.config checks it), so one index per pixel suffices."""
+    if cell_masks.sum(axis=0).max(initial=0) > 1:
+        raise ValueError("cells overlap")
+    index = np.full(cell_masks[0].size, len(cell_masks), dtype=np.intp)
+    for k, mask in enumerate(cell_masks):
+        index[mask.ravel()] = k
+    return index
+
+
+def active_cover(active: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """(sample, pixel) bool: an active cell covers the pixel. `active` is (sample, cell)."""
+    padded = np.zeros((len(active), active.shape[1] + 1), dtype=bool)
+    padded[:, :-1] = active
+    return padded[:, index]
+
+
+def active_disk_cover(active: np.ndarray, disks_flat: np.ndarray) -> np.ndarray:
+    """(sample, pixel) bool: an active disk covers the pixel. `disks_flat` is (disk, pixel)."""
+    covered = np.zeros((len(active), disks_flat.shape[1]), dtype=bool)
+    for k, mask in enumerate(disks_flat):
+        covered |= active[:, k, None].astype(bool) & mask
+    return covered
+
+
 class Sampler:
-    """Draws images of one resolved scenario (see fgbg.config.scenario_params)."""
+    """Draws images of one resolved scenario (see fgbg.config.scenario_params).
+
+    Plain broadcasting and indexing, no matrix products: BLAS threads slow down badly on a
+    busy machine, and there are only a few disks to loop over.
+    """
 
     def __init__(self, params: dict):
         self.params = params
@@ -57,12 +87,13 @@ class Sampler:
         cells, disks = scenario_masks(params)
         self.cell_masks, self.disk_masks = cells, disks
         n_pixels = self.height * self.width
-        cell_flat = cells.reshape(len(cells), n_pixels).astype(np.float32)
-        disk_flat = disks.reshape(len(disks), n_pixels).astype(np.float32)
-        self.cell_signal = cell_flat * np.float32(params["cells"]["intensity"])
-        disk_intensity = np.array([d["intensity"] for d in params["disks"]], dtype=np.float32)
-        self.disk_signal = disk_flat * disk_intensity[:, None]
-        self.disk_flat = disk_flat
+        self.cell_index = pixel_cell_index(cells)
+        self.cell_intensity = np.float32(params["cells"]["intensity"])
+        self.disk_flat = disks.reshape(len(disks), n_pixels)
+        self.disk_signal = [
+            np.where(mask, np.float32(d["intensity"]), np.float32(0))
+            for mask, d in zip(self.disk_flat, params["disks"], strict=True)
+        ]
         self.cell_p = float(params["cells"]["probability"])
         self.disk_p = np.array([d["probability"] for d in params["disks"]])
         noise = params["noise"]
@@ -76,17 +107,18 @@ class Sampler:
         self.threshold = np.float32(params["binarize"]["threshold"])
 
     def block(self, rng: np.random.Generator, size: int = BLOCK_SIZE) -> Batch:
-        cell_active = rng.random((size, len(self.cell_signal))) < self.cell_p
-        disk_active = rng.random((size, len(self.disk_signal))) < self.disk_p
+        cell_active = rng.random((size, len(self.cell_masks))) < self.cell_p
+        disk_active = rng.random((size, len(self.disk_masks))) < self.disk_p
         noise = rng.standard_normal((size, len(self.noise_pixels)), dtype=np.float32)
         noise *= self.noise_sd
         noise += self.noise_mean
-        intensity = cell_active.astype(np.float32) @ self.cell_signal
-        intensity += disk_active.astype(np.float32) @ self.disk_signal
+        intensity = active_cover(cell_active, self.cell_index) * self.cell_intensity
+        for k, signal in enumerate(self.disk_signal):
+            intensity += disk_active[:, k, None] * signal
         if self.everywhere:
             intensity += noise
         else:
-            covered = (disk_active.astype(np.float32) @ self.disk_flat[:, self.noise_pixels]) > 0
+            covered = active_disk_cover(disk_active, self.disk_flat[:, self.noise_pixels])
             intensity[:, self.noise_pixels] += np.where(covered, noise, np.float32(0))
         if self.binarize:
             images = (intensity > self.threshold).astype(np.uint8)
