@@ -41,7 +41,8 @@ def plot_samples(ds, scenario: str, n: int = 8, columns: int = 4):
             continue
         ax.imshow(images[i], **IMAGE_STYLE)
         disk_state = " ".join(f"D{k}:{'on' if a else 'off'}" for k, a in enumerate(disks[i]))
-        ax.set_title(f"image {i}: {int(cells[i].sum())} cells on\n{disk_state}", fontsize=8)
+        cells_on = f"{int(cells[i].sum())}/{cells.shape[1]} cells on"
+        ax.set_title(f"image {i}: {cells_on}\n{disk_state}", fontsize=8)
     split = ds.attrs.get("split", "")
     kind = "binarized" if ds["images"].dtype == np.uint8 else "intensities"
     fig.suptitle(f"{scenario}: first {n} {split} images ({kind})")
