@@ -147,7 +147,11 @@ def train(
 
     torch.manual_seed(seed)
     model = build_model(model_config, height, width).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=training_config["learning_rate"])
+    # fused: one kernel for the whole update; at small batches the per-tensor Adam steps
+    # otherwise cost as much as the forward pass
+    optimiser = torch.optim.Adam(
+        model.parameters(), lr=training_config["learning_rate"], fused=True
+    )
     order_rng = torch.Generator(device).manual_seed(seed)
     noise_rng = torch.Generator(device).manual_seed(seed + 1)
     history: list[dict] = []
