@@ -197,3 +197,20 @@ def test_bad_config_stops_snakemake_dry_run_with_one_line(tmp_path, case):
     assert "Traceback" not in result.stderr + result.stdout
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [lines[0]] and lines[0].startswith(f"config error: {key}: "), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [({}, "cells"), ({"cells": {"positions": [[0, 0]]}}, "scenarios")],
+)
+def test_missing_top_level_key_is_named(config, key):
+    with pytest.raises(ConfigError, match=f"^config error: {key}: required key is missing$"):
+        load_config(config)
+
+
+def test_models_default_to_dual_and_vae():
+    config = {"cells": {"positions": [[0, 0]]}, "scenarios": {"a": {"disks": [{"center": [9, 9]}]}}}
+    assert {name: m["type"] for name, m in load_config(config)["models"].items()} == {
+        "dual": "dual",
+        "vae": "vae",
+    }
