@@ -1,0 +1,248 @@
+"""One function per figure. Figures take arrays and tables, never models or files.
+
+Images use the grey colour map on a fixed 0-1 range; every figure's title says what it
+shows. Each function returns a matplotlib Figure; :func:`save` writes and closes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from fgbg.metrics.rates import STRATA  # noqa: E402
+
+CMAP = "gray"
+IMAGE_RANGE = {"cmap": CMAP, "vmin": 0.0, "vmax": 1.0, "interpolation": "nearest"}
+METRIC_LABELS = {"tpr": "TPR", "fpr": "FPR", "auroc": "AUROC"}
+
+
+def save(fig, path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _blank(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def reconstruction_grid(
+    images: np.ndarray,
+    foreground: np.ndarray,
+    target: np.ndarray | None = None,
+    background: np.ndarray | None = None,
+    title: str = "",
+):
+    """Rows: test images; columns: x, foreground output, g(x), background output (the
+    last two only for models with a background branch). Thesis figures 3.1-3.3."""
+    columns = {"input x": images, "foreground output": foreground}
+    if target is not None and background is not None:
+        columns |= {"background target g(x)": target, "background output": background}
+    rows = len(images)
+    fig, axes = plt.subplots(
+        rows, len(columns), figsize=(2 * len(columns), 2 * rows + 0.6), squeeze=False
+    )
+    for j, (name, stack) in enumerate(columns.items()):
+        for i in range(rows):
+            ax = axes[i, j]
+            ax.imshow(stack[i], **IMAGE_RANGE)
+            _blank(ax)
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+    fig.suptitle(
+        title or "Reconstructions of test images (decoder means, z = posterior mean)", fontsize=10
+    )
+    fig.tight_layout()
+    return fig
+
+
+def latent_traversal(labels: list[str], images: np.ndarray, title: str = ""):
+    """Foreground output for one-hot latent states, one row per dimension, +a then -a.
+    Thesis figures 3.4-3.6."""
+    rows = len(images) // 2
+    fig, axes = plt.subplots(rows, 2, figsize=(4.4, 2.2 * rows + 0.6), squeeze=False)
+    for k, (label, image) in enumerate(zip(labels, images, strict=True)):
+        ax = axes[k // 2, k % 2]
+        ax.imshow(image, **IMAGE_RANGE)
+        _blank(ax)
+        ax.set_xlabel(label, fontsize=8)
+    fig.suptitle(title or "Foreground output for one-hot latent states", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+ELBOS = {
+    "ELBO1 (foreground)": ("ll_fg", ("kl_z1", "kl_z")),
+    "ELBO2 (background)": ("ll_bg", ("kl_z2",)),
+}
+
+
+def _curve(ax, history, column, label=None):
+    ax.plot(history["epoch"], history[column], "-o", color="0.1", ms=3, label=label or column)
+    if f"test_{column}" in history:
+        ax.plot(
+            history["epoch"],
+            history[f"test_{column}"],
+            "--s",
+            color="0.55",
+            ms=3,
+            label=f"{label or column} (test)",
+        )
+
+
+def training_curves(history: pd.DataFrame, title: str = ""):
+    """Loss, each ELBO and each KL term per epoch (training set solid, test set dashed)."""
+    panels = {"loss (minimised)": [("loss", "loss")]}
+    for name, (ll, kls) in ELBOS.items():
+        kl = next((k for k in kls if k in history), None)
+        if ll in history and kl is not None:
+            history = history.assign(**{name: history[ll] - history[kl]})
+            if f"test_{ll}" in history and f"test_{kl}" in history:
+                history = history.assign(
+                    **{f"test_{name}": history[f"test_{ll}"] - history[f"test_{kl}"]}
+                )
+            panels[name] = [(name, name)]
+    kl_columns = [c for c in history.columns if c.startswith("kl_")]
+    panels["KL terms"] = [(c, c) for c in kl_columns]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
+    for ax, (name, curves) in zip(axes[0], panels.items(), strict=True):
+        greys = np.linspace(0.1, 0.6, max(len(curves), 1))
+        for (column, label), grey in zip(curves, greys, strict=True):
+            if len(curves) > 1:
+                ax.plot(history["epoch"], history[column], "-o", ms=3, color=str(grey), label=label)
+                if f"test_{column}" in history:
+                    ax.plot(
+                        history["epoch"],
+                        history[f"test_{column}"],
+                        "--",
+                        color=str(grey),
+                        label=f"{label} (test)",
+                    )
+            else:
+                _curve(ax, history, column, label)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    fig.suptitle(title or "Training curves (per-image means per epoch)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def summary_figure(summary: pd.DataFrame, metrics=("tpr", "fpr", "auroc"), strata=STRATA):
+    """Bars: mean over seeds per stratum (x), model (shade), scenario (column) and metric
+    (row); error bars: 95 % t-interval across seeds."""
+    scenarios = list(dict.fromkeys(summary["scenario"]))
+    models = list(dict.fromkeys(summary["model"]))
+    fig, axes = plt.subplots(
+        len(metrics),
+        len(scenarios),
+        figsize=(3.4 * len(scenarios) + 0.6, 2.6 * len(metrics) + 0.6),
+        squeeze=False,
+        sharey=True,
+    )
+    width = 0.8 / max(len(models), 1)
+    shades = np.linspace(0.15, 0.75, max(len(models), 1))
+    for i, metric in enumerate(metrics):
+        for j, scenario in enumerate(scenarios):
+            ax = axes[i, j]
+            for m, (model, shade) in enumerate(zip(models, shades, strict=True)):
+                rows = summary[
+                    (summary["scenario"] == scenario)
+                    & (summary["model"] == model)
+                    & (summary["metric"] == metric)
+                ].set_index("stratum")
+                rows = rows.reindex(list(strata))
+                x = np.arange(len(strata)) + (m - (len(models) - 1) / 2) * width
+                err = np.vstack([rows["mean"] - rows["ci95_low"], rows["ci95_high"] - rows["mean"]])
+                ax.bar(
+                    x,
+                    rows["mean"],
+                    width,
+                    color=str(shade),
+                    edgecolor="black",
+                    lw=0.5,
+                    label=model,
+                    yerr=np.nan_to_num(err),
+                    capsize=2,
+                )
+            ax.set_ylim(0, 1.05)
+            ax.set_xticks(np.arange(len(strata)))
+            ax.set_xticklabels([s.replace("_", "\n", 1) for s in strata], fontsize=7)
+            if i == 0:
+                ax.set_title(f"scenario {scenario}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    axes[0, -1].legend(fontsize=7, title="model", title_fontsize=7)
+    fig.suptitle(
+        "Per-cell detection on the test split, by stratum: mean over seeds, 95 % CI error bars",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def cell_map(
+    cell_mask: np.ndarray,
+    disk_mask: np.ndarray,
+    per_cell: dict[str, pd.DataFrame],
+    disk_labels: list[str] | None = None,
+    title: str = "",
+):
+    """The layout with each cell painted (and labelled) with its rate, disks outlined.
+
+    per_cell: {row name: table with columns cell, tpr, fpr} (means over seeds); one row of
+    panels (TPR, FPR) per entry.
+    """
+    height, width = cell_mask.shape[1:]
+    fig, axes = plt.subplots(
+        len(per_cell), 2, figsize=(7.2, 3.6 * len(per_cell) + 0.5), squeeze=False
+    )
+    for i, (name, table) in enumerate(per_cell.items()):
+        table = table.set_index("cell")
+        for j, metric in enumerate(("tpr", "fpr")):
+            ax = axes[i, j]
+            canvas = np.full((height, width), np.nan)
+            for k, mask in enumerate(cell_mask):
+                canvas[mask.astype(bool)] = table.loc[k, metric] if k in table.index else np.nan
+            cmap = plt.get_cmap(CMAP).copy()
+            cmap.set_bad("#d9e6f2")  # pixels outside cells (and NaN rates), light blue-grey
+            ax.imshow(canvas, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+            for d, mask in enumerate(disk_mask):
+                ax.contour(mask.astype(float), levels=[0.5], colors="tab:red", linewidths=1)
+                if disk_labels:
+                    ys, xs = np.nonzero(mask)
+                    ax.text(
+                        xs.mean(),
+                        ys.mean(),
+                        disk_labels[d],
+                        color="tab:red",
+                        fontsize=7,
+                        ha="center",
+                        va="center",
+                    )
+            for k, mask in enumerate(cell_mask):
+                ys, xs = np.nonzero(mask)
+                value = table.loc[k, metric] if k in table.index else np.nan
+                ax.text(
+                    xs.mean(),
+                    ys.min() - 0.8,
+                    f"{k}: {value:.2f}",
+                    fontsize=6,
+                    ha="center",
+                    va="bottom",
+                    color="black",
+                    bbox={"fc": "white", "ec": "none", "alpha": 0.7, "pad": 0.5},
+                )
+            _blank(ax)
+            ax.set_title(f"{METRIC_LABELS[metric]} per cell ({name})", fontsize=9)
+    fig.suptitle(title or "Per-cell rates; disks outlined", fontsize=10)
+    fig.tight_layout()
+    return fig
