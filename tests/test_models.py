@@ -195,3 +195,12 @@ def test_interaction_mixes_the_latents():
         c = model.decode({"z1": z1 + 1.0, "z2": torch.zeros(2, 1)})
     assert (a["foreground"] - b["foreground"]).abs().max() > 1e-3  # z2 reaches the foreground
     assert (a["background"] - c["background"]).abs().max() > 1e-3  # z1 reaches the background
+
+
+def test_background_kl_weight_scales_only_the_z2_kl():
+    torch.manual_seed(0)
+    x = binary_images(3, 60, 60).double()
+    model = build_model({"type": "dual", "background_kl_weight": 1.0}, 60, 60).double()
+    t = {k: v.item() for k, v in model.loss_terms(x, torch.Generator().manual_seed(2)).items()}
+    expected = -(t["ll_fg"] - t["kl_z1"]) - 450.0 * t["ll_bg"] + 1.0 * t["kl_z2"]
+    assert t["loss"] == pytest.approx(expected, rel=1e-12)

@@ -11,6 +11,9 @@ Dual VAE (SPEC section 3):
 
     loss = -(ELBO1 + background_weight * ELBO2), ELBO = log-likelihood - KL(posterior || N(0, I))
 
+(`background_kl_weight`, when set, replaces background_weight on KL(z2) only: an ablation
+close to the thesis code, which did not scale that term.)
+
 with one reparameterised sample per image and analytic KL terms. The baseline (type vae) is
 the same foreground encoder and decoder with one latent `z` of size latent_dim.
 
@@ -43,6 +46,7 @@ DEFAULTS = {
     "pool_size": 30,
     "target_sharpness": 12.0,
     "background_weight": 450.0,
+    "background_kl_weight": None,
     "likelihood": "bernoulli",
     "gaussian_sd": 0.4,
 }
@@ -200,7 +204,10 @@ class DualVAE(_VAEBase):
         ll_bg = bernoulli_log_likelihood(out["background"], self.background_target(x)).mean()
         kl_z1 = gaussian_kl(*posteriors["z1"]).mean()
         kl_z2 = gaussian_kl(*posteriors["z2"]).mean()
-        loss = -(ll_fg - kl_z1) - self.config["background_weight"] * (ll_bg - kl_z2)
+        weight = self.config["background_weight"]
+        kl_weight = self.config["background_kl_weight"]
+        kl_weight = weight if kl_weight is None else kl_weight
+        loss = -(ll_fg - kl_z1) - weight * ll_bg + kl_weight * kl_z2
         return {"loss": loss, "ll_fg": ll_fg, "kl_z1": kl_z1, "ll_bg": ll_bg, "kl_z2": kl_z2}
 
 
