@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from fgbg.training import TrainingError, load_trained, train
+from fgbg.training import TrainingError, learning_rate, load_trained, train
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -182,3 +182,11 @@ def test_snakemake_trains_a_tiny_config(tmp_path):
         log = (tmp_path / f"results/logs/train/tiny/{model}/seed0.log").read_text()
         assert "epoch 2/2" in log
     assert (tmp_path / "results/benchmarks/train/tiny/dual/seed0.tsv").exists()
+
+
+def test_learning_rate_falls_linearly_over_the_last_epochs():
+    config = {"learning_rate": 1e-3, "epochs": 20, "lr_decay_epochs": 4}
+    rates = [learning_rate(config, epoch) for epoch in range(1, 21)]
+    assert rates[:16] == [1e-3] * 16
+    assert rates[16:] == pytest.approx([8e-4, 6e-4, 4e-4, 2e-4])
+    assert learning_rate({**config, "lr_decay_epochs": 0}, 20) == 1e-3

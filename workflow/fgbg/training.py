@@ -34,8 +34,18 @@ TRAINING_DEFAULTS = {
     "learning_rate": 1e-3,
     "device": "auto",
     "checkpoint_every": 5,
+    "lr_decay_epochs": 10,
 }
 EVAL_SEED_OFFSET = 7919  # the test loss uses its own fixed noise stream
+
+
+def learning_rate(training_config: dict, epoch: int) -> float:
+    """Constant, except over the last `lr_decay_epochs` epochs, where it falls linearly
+    towards 0 (epoch `epochs` trains at 1 / (lr_decay_epochs + 1) of the rate)."""
+    rate, epochs = training_config["learning_rate"], training_config["epochs"]
+    decay = min(training_config["lr_decay_epochs"], epochs)
+    remaining = epochs - epoch + 1  # epochs left including this one
+    return rate * min(1.0, remaining / (decay + 1)) if decay else rate
 
 
 class TrainingError(RuntimeError):
@@ -190,6 +200,8 @@ def train(
     model.train()
     for epoch in range(start_epoch, epochs + 1):
         tick = time.perf_counter()
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate(training_config, epoch)
         order = torch.randperm(n, generator=order_rng, device=device)
         sums: dict[str, torch.Tensor] = {}
         for start in range(0, n, batch_size):
