@@ -6,6 +6,7 @@ shows. Each function returns a matplotlib Figure; :func:`save` writes and closes
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from fgbg.metrics.rates import STRATA  # noqa: E402
 
@@ -27,6 +29,17 @@ def save(fig, path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _suptitle(fig, text: str) -> None:
+    """The figure title, wrapped to the figure's width."""
+    chars = max(int(fig.get_figwidth() * 11), 30)
+    fig.suptitle("\n".join(textwrap.wrap(text, chars)), fontsize=10)
+
+
+def _layout(fig) -> None:
+    """tight_layout that leaves about 0.75 inch at the top for the (wrapped) title."""
+    fig.tight_layout(rect=(0, 0, 1, 1 - min(0.25, 0.75 / fig.get_figheight())))
 
 
 def _blank(ax) -> None:
@@ -57,10 +70,8 @@ def reconstruction_grid(
             _blank(ax)
             if i == 0:
                 ax.set_title(name, fontsize=9)
-    fig.suptitle(
-        title or "Reconstructions of test images (decoder means, z = posterior mean)", fontsize=10
-    )
-    fig.tight_layout()
+    _suptitle(fig, title or "Reconstructions of test images (decoder means, z = posterior mean)")
+    _layout(fig)
     return fig
 
 
@@ -74,8 +85,8 @@ def latent_traversal(labels: list[str], images: np.ndarray, title: str = ""):
         ax.imshow(image, **IMAGE_RANGE)
         _blank(ax)
         ax.set_xlabel(label, fontsize=8)
-    fig.suptitle(title or "Foreground output for one-hot latent states", fontsize=10)
-    fig.tight_layout()
+    _suptitle(fig, title or "Foreground output for one-hot latent states")
+    _layout(fig)
     return fig
 
 
@@ -85,54 +96,34 @@ ELBOS = {
 }
 
 
-def _curve(ax, history, column, label=None):
-    ax.plot(history["epoch"], history[column], "-o", color="0.1", ms=3, label=label or column)
-    if f"test_{column}" in history:
-        ax.plot(
-            history["epoch"],
-            history[f"test_{column}"],
-            "--s",
-            color="0.55",
-            ms=3,
-            label=f"{label or column} (test)",
-        )
-
-
 def training_curves(history: pd.DataFrame, title: str = ""):
-    """Loss, each ELBO and each KL term per epoch (training set solid, test set dashed)."""
-    panels = {"loss (minimised)": [("loss", "loss")]}
+    """Loss, each ELBO and each KL term per epoch, one panel each (training set solid,
+    held-out test set dashed when the history has it)."""
+    panels = {"loss": "loss (minimised)"}
     for name, (ll, kls) in ELBOS.items():
         kl = next((k for k in kls if k in history), None)
-        if ll in history and kl is not None:
-            history = history.assign(**{name: history[ll] - history[kl]})
-            if f"test_{ll}" in history and f"test_{kl}" in history:
-                history = history.assign(
-                    **{f"test_{name}": history[f"test_{ll}"] - history[f"test_{kl}"]}
-                )
-            panels[name] = [(name, name)]
-    kl_columns = [c for c in history.columns if c.startswith("kl_")]
-    panels["KL terms"] = [(c, c) for c in kl_columns]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
-    for ax, (name, curves) in zip(axes[0], panels.items(), strict=True):
-        greys = np.linspace(0.1, 0.6, max(len(curves), 1))
-        for (column, label), grey in zip(curves, greys, strict=True):
-            if len(curves) > 1:
-                ax.plot(history["epoch"], history[column], "-o", ms=3, color=str(grey), label=label)
-                if f"test_{column}" in history:
-                    ax.plot(
-                        history["epoch"],
-                        history[f"test_{column}"],
-                        "--",
-                        color=str(grey),
-                        label=f"{label} (test)",
-                    )
-            else:
-                _curve(ax, history, column, label)
+        if ll not in history or kl is None:
+            continue
+        history = history.assign(**{name: history[ll] - history[kl]})
+        if f"test_{ll}" in history and f"test_{kl}" in history:
+            history = history.assign(
+                **{f"test_{name}": history[f"test_{ll}"] - history[f"test_{kl}"]}
+            )
+        panels[name] = name
+    panels |= {c: f"KL term {c[3:]}" for c in history.columns if c.startswith("kl_")}
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), squeeze=False)
+    for ax, (column, name) in zip(axes[0], panels.items(), strict=True):
+        ax.plot(history["epoch"], history[column], "-o", color="0.1", ms=3, label="train")
+        if f"test_{column}" in history:
+            ax.plot(
+                history["epoch"], history[f"test_{column}"], "--s", color="0.55", ms=3, label="test"
+            )
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=7)
-    fig.suptitle(title or "Training curves (per-image means per epoch)", fontsize=10)
-    fig.tight_layout()
+    _suptitle(fig, title or "Training curves (per-image means per epoch)")
+    _layout(fig)
     return fig
 
 
@@ -181,11 +172,10 @@ def summary_figure(summary: pd.DataFrame, metrics=("tpr", "fpr", "auroc"), strat
             if j == 0:
                 ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     axes[0, -1].legend(fontsize=7, title="model", title_fontsize=7)
-    fig.suptitle(
-        "Per-cell detection on the test split, by stratum: mean over seeds, 95 % CI error bars",
-        fontsize=10,
+    _suptitle(
+        fig, "Per-cell detection on the test split, by stratum: mean over seeds, 95 % CI error bars"
     )
-    fig.tight_layout()
+    _layout(fig)
     return fig
 
 
@@ -203,7 +193,7 @@ def cell_map(
     """
     height, width = cell_mask.shape[1:]
     fig, axes = plt.subplots(
-        len(per_cell), 2, figsize=(7.2, 3.6 * len(per_cell) + 0.5), squeeze=False
+        len(per_cell), 2, figsize=(7.2, 3.9 * len(per_cell) + 0.9), squeeze=False
     )
     for i, (name, table) in enumerate(per_cell.items()):
         table = table.set_index("cell")
@@ -212,8 +202,8 @@ def cell_map(
             canvas = np.full((height, width), np.nan)
             for k, mask in enumerate(cell_mask):
                 canvas[mask.astype(bool)] = table.loc[k, metric] if k in table.index else np.nan
-            cmap = plt.get_cmap(CMAP).copy()
-            cmap.set_bad("#d9e6f2")  # pixels outside cells (and NaN rates), light blue-grey
+            # pixels outside cells (and NaN rates) in a light blue-grey
+            cmap = plt.get_cmap(CMAP).with_extremes(bad="#d9e6f2")
             ax.imshow(canvas, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
             for d, mask in enumerate(disk_mask):
                 ax.contour(mask.astype(float), levels=[0.5], colors="tab:red", linewidths=1)
@@ -243,6 +233,6 @@ def cell_map(
                 )
             _blank(ax)
             ax.set_title(f"{METRIC_LABELS[metric]} per cell ({name})", fontsize=9)
-    fig.suptitle(title or "Per-cell rates; disks outlined", fontsize=10)
-    fig.tight_layout()
+    _suptitle(fig, title or "Per-cell rates; disks outlined")
+    _layout(fig)
     return fig

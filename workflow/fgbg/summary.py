@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from fgbg.metrics.rates import RATE_COLUMNS, stratum_names
+from fgbg.metrics.rates import RATE_COLUMNS, per_cell_rates, stratum_names
 
 RUN_KEYS = ("scenario", "model", "seed")
 RATE_METRICS = ("tpr", "fpr", "auroc", "balanced_accuracy")
@@ -144,3 +144,9 @@ def wide(summary: pd.DataFrame, scenarios: list[str]) -> pd.DataFrame:
     out = out[[*keys, *present]].fillna("")
     out.columns.name = None
     return out
+
+
+def per_cell_means(cells: list[pd.DataFrame], threshold: float, score: str) -> pd.DataFrame:
+    """Each cell's TPR and FPR per run (cells.csv tables), averaged over the runs."""
+    per_run = [per_cell_rates(table, threshold, score) for table in cells]
+    return pd.concat(per_run).groupby("cell", as_index=False)[["tpr", "fpr"]].mean()

@@ -15,6 +15,8 @@ except ConfigError as error:
 SCENARIOS = list(config["scenarios"])
 MODELS = list(config["models"])
 SEEDS = [str(seed) for seed in config["seeds"]]
+# every training run as (scenario, model, seed), in config order
+RUNS = [(s, m, seed) for s in SCENARIOS for m in MODELS for seed in SEEDS]
 
 
 wildcard_constraints:
@@ -25,7 +27,7 @@ wildcard_constraints:
 
 
 def all_targets():
-    return data_targets() + model_targets()
+    return data_targets() + model_targets() + result_targets()
 
 
 def data_targets():
@@ -52,3 +54,55 @@ def model_targets():
 def train_gpus(wildcards):
     """GPUs a training job asks for: none when the config pins the CPU."""
     return 0 if config["training"]["device"] in ("cpu", "mps") else 1
+
+
+def result_targets():
+    """Evaluation, figures, summary tables and findings (evaluation tables come with them)."""
+    return (
+        [
+            "results/summary.csv",
+            "results/summary_wide.csv",
+            "results/summary_latent.csv",
+            "results/findings.csv",
+            "results/figures/summary.png",
+        ]
+        + expand(
+            "results/figures/cell_map_{scenario}_{model}.png",
+            scenario=SCENARIOS,
+            model=MODELS,
+        )
+        + [
+            f"results/figures/{s}/{m}/seed{seed}/{figure}.png"
+            for s, m, seed in RUNS
+            for figure in ("reconstruction", "traversal", "training_curves")
+        ]
+    )
+
+
+def run_tables(name):
+    """One per-run evaluation table (e.g. rates.csv) of every run, in RUNS order."""
+    return [f"results/eval/{s}/{m}/seed{seed}/{name}" for s, m, seed in RUNS]
+
+
+def seed_tables(name):
+    """Input function: the table `name` of every seed of the job's scenario and model."""
+
+    def paths(wildcards):
+        return expand(
+            "results/eval/{scenario}/{model}/seed{seed}/{name}",
+            scenario=wildcards.scenario,
+            model=wildcards.model,
+            seed=SEEDS,
+            name=name,
+        )
+
+    return paths
+
+
+def is_dual(model):
+    return config["models"][model]["type"] == "dual"
+
+
+def dual_model():
+    """The first dual model in the config (the one the thesis findings test), or None."""
+    return next((m for m in MODELS if is_dual(m)), None)

@@ -1,0 +1,123 @@
+"""End to end: the whole workflow on a tiny config, to the summary, findings and report.
+
+One scenario with two disks (so per-disk strata appear), both models, two seeds, 60 x 60
+images, one epoch: the numbers mean nothing, the plumbing is what is tested.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from fgbg.findings import VERDICTS
+from fgbg.metrics.rates import rates_table
+from fgbg.summary import METRICS
+
+pytestmark = pytest.mark.filterwarnings("ignore:Object at .snakemake_timestamp is not recognized")
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SCENARIO, MODELS, SEEDS = "x90_20", ("dual", "vae"), (0, 1)
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    tool = shutil.which("snakemake", path=str(BIN)) or "snakemake"
+    command = [tool, *args, "--directory", str(workdir), "--snakefile", str(ROOT / "Snakefile")]
+    command += ["--configfile", str(workdir / "config.yaml")]
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    return subprocess.run(command, capture_output=True, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("pipeline")
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["scenarios"] = {SCENARIO: config["scenarios"][SCENARIO]}
+    config["data"].update(n_train=64, n_test=32, chunk_size=32)
+    config["seeds"] = list(SEEDS)
+    config["training"].update(epochs=1, batch_size=16, device="cpu")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "--cores", "2")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return workdir
+
+
+def runs():
+    return [(m, s) for m in MODELS for s in SEEDS]
+
+
+@pytest.mark.slow
+def test_per_run_tables(workdir):
+    for model, seed in runs():
+        run = workdir / f"results/eval/{SCENARIO}/{model}/seed{seed}"
+        cells = pd.read_csv(run / "cells.csv")
+        assert len(cells) == 32 * 10
+        assert set(cells["stratum"]) <= {"outside", "inside_bg_off", "inside_bg_on"}
+        rates = pd.read_csv(run / "rates.csv")
+        assert "disk1_inside_bg_on" in set(rates["stratum"])
+        # every rate is what cells.csv gives when recomputed
+        recomputed = rates_table(cells, 0.5, n_disks=2)
+        pd.testing.assert_frame_equal(recomputed, rates, check_dtype=False)
+        on, pred = cells["truth"] == 1, cells["score"] > 0.5
+        outside = cells["stratum"] == "outside"
+        row = rates.set_index("stratum").loc["outside"]
+        assert row["tp"] == (pred & on & outside).sum()
+        assert row["fp"] == (pred & ~on & outside).sum()
+        latent = pd.read_csv(run / "latent.csv", dtype={"dim": str})
+        assert ("background" in set(latent["latent"])) == (model == "dual")
+
+
+@pytest.mark.slow
+def test_summary_equals_the_mean_of_recomputed_rates(workdir):
+    summary = pd.read_csv(workdir / "results/summary.csv")
+    assert list(summary.columns) == [
+        "scenario", "model", "stratum", "metric", "mean", "std", "ci95_low", "ci95_high",
+        "n_seeds",
+    ]  # fmt: skip
+    assert set(summary["metric"]) == set(METRICS)
+    for model in MODELS:
+        per_seed = [
+            rates_table(pd.read_csv(workdir / f"results/eval/{SCENARIO}/{model}/seed{s}/cells.csv"),
+                        0.5, n_disks=2).set_index("stratum")
+            for s in SEEDS
+        ]  # fmt: skip
+        mine = summary[summary["model"] == model].set_index(["stratum", "metric"])
+        for stratum in per_seed[0].index:
+            for metric in ("tpr", "fpr", "auroc", "tpr_z2_off"):
+                values = [t.loc[stratum, metric] for t in per_seed]
+                expected = np.nanmean(values) if not np.isnan(values).all() else np.nan
+                np.testing.assert_allclose(mine.loc[(stratum, metric), "mean"], expected)
+    wide = pd.read_csv(workdir / "results/summary_wide.csv")
+    assert list(wide.columns) == ["model", "stratum", "metric", SCENARIO]
+
+
+@pytest.mark.slow
+def test_findings_and_figures(workdir):
+    findings = pd.read_csv(workdir / "results/findings.csv")
+    assert findings["finding"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert set(findings["verdict"]) <= set(VERDICTS)
+    figures = [workdir / "results/figures/summary.png"]
+    figures += [workdir / f"results/figures/cell_map_{SCENARIO}_{m}.png" for m in MODELS]
+    figures += [
+        workdir / f"results/figures/{SCENARIO}/{m}/seed{s}/{name}.png"
+        for m, s in runs()
+        for name in ("reconstruction", "traversal", "training_curves")
+    ]
+    for path in figures:
+        assert path.stat().st_size > 5000, path
+    assert (workdir / f"results/benchmarks/evaluate/{SCENARIO}/dual/seed0.tsv").exists()
+    assert "done in" in (workdir / f"results/logs/evaluate/{SCENARIO}/dual/seed0.log").read_text()
+
+
+@pytest.mark.slow
+def test_report_and_nothing_left_to_do(workdir):
+    result = snakemake(workdir, "--report", "results/report.html")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = workdir / "results/report.html"
+    assert report.stat().st_size > 100_000
+    result = snakemake(workdir, "-n")
+    assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr

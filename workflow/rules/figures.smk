@@ -1,0 +1,101 @@
+localrules:
+    training_curves,
+    summary_figure,
+    cell_map,
+
+
+rule run_figures:
+    input:
+        model="results/models/{scenario}/{model}/seed{seed}/model.pt",
+        test="results/data/{scenario}/test.zarr",
+    output:
+        reconstruction=report(
+            "results/figures/{scenario}/{model}/seed{seed}/reconstruction.png",
+            caption="../report/reconstruction.rst",
+            category="Runs",
+            subcategory="{scenario}",
+            labels={"model": "{model}", "seed": "{seed}", "figure": "reconstruction"},
+        ),
+        traversal=report(
+            "results/figures/{scenario}/{model}/seed{seed}/traversal.png",
+            caption="../report/traversal.rst",
+            category="Runs",
+            subcategory="{scenario}",
+            labels={
+                "model": "{model}",
+                "seed": "{seed}",
+                "figure": "latent traversal",
+            },
+        ),
+    log:
+        "results/logs/run_figures/{scenario}/{model}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/run_figures/{scenario}/{model}/seed{seed}.tsv"
+    conda:
+        "../../envs/training.yaml"
+    threads: 1
+    params:
+        n_images=8,
+        amplitude=5.0,
+    script:
+        "../scripts/plot_run.py"
+
+
+rule training_curves:
+    input:
+        history="results/models/{scenario}/{model}/seed{seed}/history.csv",
+    output:
+        figure=report(
+            "results/figures/{scenario}/{model}/seed{seed}/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Runs",
+            subcategory="{scenario}",
+            labels={"model": "{model}", "seed": "{seed}", "figure": "training curves"},
+        ),
+    log:
+        "results/logs/training_curves/{scenario}/{model}/seed{seed}.log",
+    conda:
+        "../../envs/plotting.yaml"
+    script:
+        "../scripts/plot_training.py"
+
+
+rule summary_figure:
+    input:
+        summary="results/summary.csv",
+    output:
+        figure=report(
+            "results/figures/summary.png",
+            caption="../report/summary_figure.rst",
+            category="Results",
+            labels={"result": "summary figure"},
+        ),
+    log:
+        "results/logs/summary_figure.log",
+    conda:
+        "../../envs/plotting.yaml"
+    script:
+        "../scripts/plot_summary.py"
+
+
+rule cell_map:
+    input:
+        cells=seed_tables("cells.csv"),
+        test="results/data/{scenario}/test.zarr",
+    output:
+        figure=report(
+            "results/figures/cell_map_{scenario}_{model}.png",
+            caption="../report/cell_map.rst",
+            category="Per-cell maps",
+            labels={"scenario": "{scenario}", "model": "{model}"},
+        ),
+    log:
+        "results/logs/cell_map/{scenario}_{model}.log",
+    conda:
+        "../../envs/plotting.yaml"
+    params:
+        threshold=config["evaluation"]["threshold"],
+        dual=lambda wc: is_dual(wc.model),
+        disks=lambda wc: scenario_params(config, wc.scenario)["disks"],
+    script:
+        "../scripts/plot_cell_map.py"

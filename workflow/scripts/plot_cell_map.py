@@ -1,0 +1,38 @@
+"""Per-cell TPR / FPR over all seeds of one scenario and model (rule cell_map)."""
+
+# ruff: noqa: F821 (snakemake is injected by Snakemake's script directive)
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")
+
+import logging  # noqa: E402
+
+import pandas as pd  # noqa: E402
+from fgbg import figures  # noqa: E402
+from fgbg.store import open_split  # noqa: E402
+from fgbg.summary import per_cell_means  # noqa: E402
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+
+test = open_split(snakemake.input.test)
+cells = [pd.read_csv(path) for path in snakemake.input.cells]
+threshold = snakemake.params.threshold
+panels = {"score": per_cell_means(cells, threshold, "score")}
+if snakemake.params.dual:
+    panels["z2 switched off"] = per_cell_means(cells, threshold, "score_z2_off")
+disks = snakemake.params.disks
+labels = [f"disk{d} p={disk['probability']:g}" for d, disk in enumerate(disks)]
+scenario, model = snakemake.wildcards.scenario, snakemake.wildcards.model
+figures.save(
+    figures.cell_map(
+        test["cell_mask"].values,
+        test["disk_mask"].values,
+        panels,
+        disk_labels=labels,
+        title=f"Per-cell rates on the test split, {scenario} / {model}, mean over "
+        f"{len(cells)} seeds (disks outlined)",
+    ),
+    snakemake.output.figure,
+)

@@ -1,0 +1,46 @@
+"""Reconstruction grid and latent traversal of one trained model (rule run_figures)."""
+
+# ruff: noqa: F821 (snakemake is injected by Snakemake's script directive)
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")
+
+import logging  # noqa: E402
+
+import torch  # noqa: E402
+from fgbg import figures  # noqa: E402
+from fgbg.evaluate import predict, traverse  # noqa: E402
+from fgbg.store import open_split  # noqa: E402
+from fgbg.training import load_trained  # noqa: E402
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+torch.set_num_threads(snakemake.threads)
+
+scenario, model_name, seed = (snakemake.wildcards[k] for k in ("scenario", "model", "seed"))
+run = f"{scenario} / {model_name} / seed {seed}"
+model, model_config = load_trained(snakemake.input.model)
+likelihood = model_config.get("likelihood", "bernoulli")
+images = open_split(snakemake.input.test)["images"][: snakemake.params.n_images].values
+out = predict(model, images, likelihood)
+figures.save(
+    figures.reconstruction_grid(
+        images,
+        out["foreground"],
+        out["target"],
+        out["background"],
+        title=f"Reconstructions of test images, {run}",
+    ),
+    snakemake.output.reconstruction,
+)
+dims = {name: codes.shape[1] for name, codes in out["codes"].items()}
+a = snakemake.params.amplitude
+labels, decoded = traverse(model, dims, amplitude=a, likelihood=likelihood)
+figures.save(
+    figures.latent_traversal(
+        labels, decoded, title=f"Foreground output, one latent dimension at ±{a:g}, {run}"
+    ),
+    snakemake.output.traversal,
+)
+logging.info("wrote %s, %s", snakemake.output.reconstruction, snakemake.output.traversal)

@@ -1,0 +1,30 @@
+"""Aggregate every run's rates.csv and latent.csv across seeds (rule summary)."""
+
+# ruff: noqa: F821 (snakemake is injected by Snakemake's script directive)
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")
+
+import logging  # noqa: E402
+
+from fgbg import summary  # noqa: E402
+from fgbg.tables import write_csv  # noqa: E402
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+
+runs = snakemake.params.runs
+scenarios, models = snakemake.params.scenarios, snakemake.params.models
+
+
+def read(paths):
+    return summary.read_runs([(*run, path) for run, path in zip(runs, paths, strict=True)])
+
+
+rates, latent = read(snakemake.input.rates), read(snakemake.input.latent)
+table = summary.summarise_rates(rates, scenarios, models)
+write_csv(table, snakemake.output.summary)
+write_csv(summary.wide(table, scenarios), snakemake.output.wide)
+write_csv(summary.summarise_latent(latent, scenarios, models), snakemake.output.latent)
+logging.info("%d runs -> %d summary rows", len(runs), len(table))
