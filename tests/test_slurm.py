@@ -90,14 +90,14 @@ def profile_partitions() -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def make_workdir(path: Path) -> Path:
-    """A copy of the workflow with the tiny config as its config.yaml, plus the test profile."""
+def make_workdir(path: Path, config: dict = TINY_CONFIG) -> Path:
+    """A copy of the workflow with `config` as its config.yaml, plus the test profile."""
     path.mkdir(parents=True)
     shutil.copy(ROOT / "Snakefile", path)
     ignore = shutil.ignore_patterns("__pycache__")
     shutil.copytree(ROOT / "workflow", path / "workflow", ignore=ignore)
     shutil.copytree(ROOT / "envs", path / "envs")
-    (path / "config.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
     (path / "test_profile").mkdir()
     (path / "test_profile" / "config.yaml").write_text(yaml.safe_dump(TEST_PROFILE))
     return path
@@ -150,19 +150,23 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def sbatch_calls(text: str) -> list[SimpleNamespace]:
-    """Each submission in a verbose snakemake log: the sbatch line and its SLURM job id."""
-    calls = []
-    for line in text.splitlines():
-        if line.startswith("sbatch call:"):
-            calls.append(SimpleNamespace(line=line, jobid=None))
-        elif calls and (m := re.search(r"submitted with SLURM jobid (\d+)", line)):
-            calls[-1].jobid = calls[-1].jobid or m.group(1)
-    return calls
+# how the plugin names the training submissions (in --comment and the log folder)
+TRAIN = r"(?:rule|group)_train(?![a-z])"
 
 
-def train_calls(text: str) -> list[SimpleNamespace]:
-    return [c for c in sbatch_calls(text) if re.search(r"--comment '?rule_train", c.line)]
+def sbatch_calls(text: str, rule: str = TRAIN) -> list[str]:
+    """The sbatch command lines of a verbose snakemake log, for one rule or group."""
+    return [
+        line
+        for line in text.splitlines()
+        if line.startswith("sbatch call:") and re.search(rf"--comment '?{rule}", line)
+    ]
+
+
+def slurm_jobids(text: str, rule: str = TRAIN) -> list[str]:
+    """SLURM job ids of a rule's or group's submissions (from their log paths), in order."""
+    pattern = rf"submitted with SLURM jobid (\d+) \(log: \S*/{rule}"
+    return [m.group(1) for m in re.finditer(pattern, text)]
 
 
 def scontrol_job(jobid: str) -> str:
@@ -199,7 +203,7 @@ def runs(cluster, tmp_path_factory):
     try:
         # Interrupt once training is on the cluster (the data job has finished by then).
         deadline = time.monotonic() + 120
-        while not any(c.jobid for c in train_calls((work / "run_a.log").read_text())):
+        while not slurm_jobids((work / "run_a.log").read_text()):
             assert interrupted.poll() is None, tail((work / "run_a.log").read_text())
             assert time.monotonic() < deadline, "training never submitted\n" + cluster.logs()
             time.sleep(0.5)
@@ -227,34 +231,37 @@ def test_interrupted_run_resumes_with_the_same_command(runs):
     assert a.rc != 0, "the interrupted run should not report success"
     assert a.stop_seconds < 30, f"SIGINT took {a.stop_seconds:.0f} s to stop snakemake"
     assert len(a.models_done) < len(MODEL_DIRS), "training finished before the interrupt"
-    cancelled = train_calls(a.text)[0].jobid
+    cancelled = slurm_jobids(a.text)[0]
     assert "JobState=CANCELLED" in scontrol_job(cancelled), scontrol_job(cancelled)
     assert b.rc == 0, tail(b.text)
     assert all((runs.work / t).exists() for t in TARGETS)
     # resumed, not restarted: the data job of the first run is kept
-    assert not [c for c in sbatch_calls(b.text) if "rule_generate_data" in c.line]
-    assert train_calls(b.text), "the resumed run submitted no training"
+    assert not sbatch_calls(b.text, "rule_generate_data")
+    assert sbatch_calls(b.text), "the resumed run submitted no training"
 
 
 def test_every_training_job_went_through_slurm_with_a_gpu(runs, capsys):
-    calls = train_calls(runs.b.text)
+    calls = sbatch_calls(runs.b.text)
+    jobids = slurm_jobids(runs.b.text)
     prof = profile()
     gpu_partition = prof["set-resources"]["train"]["slurm_partition"]
     with capsys.disabled():
         print("\nSLURM submissions of the training jobs (resumed run):")
         for call in calls:
-            flags = " ".join(re.findall(r"-p \S+|-t \S+|--mem \S+|--gpus=\S+", call.line))
-            jobs = ", ".join(re.findall(r"'train:([^']+)'", call.line))
-            print(f"  SLURM job {call.jobid}: sbatch {flags} ... -> train {jobs}")
-    submitted = sorted(j for c in calls for j in re.findall(r"'(train:[^']+)'", c.line))
+            flags = " ".join(re.findall(r"-p \S+|-t \S+|--mem \S+|--gpus=\S+", call))
+            jobs = ", ".join(re.findall(r"'train:([^']+)'", call))
+            print(f"  sbatch {flags} ... -> train {jobs}")
+        print(f"  SLURM job ids: {jobids}")
+    submitted = sorted(j for c in calls for j in re.findall(r"'(train:[^']+)'", c))
     assert submitted == TRAIN_JOBS
     # grouped: one SLURM job per group-components training jobs
     per_job = prof["group-components"]["train"]
-    assert len(calls) == math.ceil(len(TRAIN_JOBS) / per_job)
+    assert len(calls) == len(jobids) == math.ceil(len(TRAIN_JOBS) / per_job)
     for call in calls:
-        assert " --gpus=1" in call.line, call.line
-        assert f" -p {gpu_partition} " in call.line, call.line
-        record = scontrol_job(call.jobid)
+        assert " --gpus=1" in call, call
+        assert f" -p {gpu_partition} " in call, call
+    for jobid in jobids:
+        record = scontrol_job(jobid)
         assert "JobState=COMPLETED" in record, record
         assert f"Partition={gpu_partition}" in record, record
         assert re.search(r"gres/gpu[:=]1|gres:gpu:1", record), record
@@ -313,6 +320,6 @@ def test_a_failing_job_is_reported_within_a_minute(runs, tmp_path):
     assert failed.rc not in (0, 124), tail(failed.text)
     assert failed.seconds < 60, f"failure took {failed.seconds:.0f} s to be reported"
     assert re.search(r"Error in (group|rule) train", failed.text), tail(failed.text)
-    calls = train_calls(failed.text)
-    assert calls, tail(failed.text)
-    assert "JobState=FAILED" in scontrol_job(calls[-1].jobid)
+    jobids = slurm_jobids(failed.text)
+    assert jobids, tail(failed.text)
+    assert "JobState=FAILED" in scontrol_job(jobids[-1])

@@ -1,3 +1,8 @@
+localrules:
+    data_samples_figure,
+    data_layout_figure,
+
+
 rule generate_data:
     output:
         train=directory("results/data/{scenario}/train.zarr"),
