@@ -72,7 +72,11 @@ MODEL_DIRS = [
     for model in TINY_CONFIG["models"]
     for seed in TINY_CONFIG["seeds"]
 ]
-TARGETS = [f"{d}/model.pt" for d in MODEL_DIRS]
+EVAL_TABLES = ["cells.csv", "rates.csv", "latent.csv"]
+EVAL_DIRS = [d.replace("results/models/", "results/eval/") for d in MODEL_DIRS]
+TARGETS = [f"{d}/model.pt" for d in MODEL_DIRS] + [
+    f"{d}/{t}" for d in EVAL_DIRS for t in EVAL_TABLES
+]
 RUN_TIMEOUT = 300  # seconds; a hung run is stopped with SIGINT (SIGTERM may not stop it)
 
 
@@ -267,6 +271,11 @@ def test_every_training_job_went_through_slurm_with_a_gpu(runs, capsys):
         assert re.search(r"gres/gpu[:=]1|gres:gpu:1", record), record
     # nothing ran on the submit host
     assert "localrule train" not in runs.b.text
+    # the evaluation went through SLURM too, on the CPU partition, without a GPU
+    evaluation = sbatch_calls(runs.b.text, "(?:rule|group)_evaluate")
+    assert evaluation
+    cpu_partition = prof["default-resources"]["slurm_partition"]
+    assert all(f" -p {cpu_partition} " in c and "--gpus" not in c for c in evaluation)
 
 
 def _history(path: Path):
@@ -305,6 +314,10 @@ def test_slurm_results_equal_a_local_run(runs):
         on_slurm = torch.load(runs.work / d / "model.pt", weights_only=True)
         local = torch.load(runs.local / d / "model.pt", weights_only=True)
         _same(on_slurm, local, f"{d}/model.pt")
+    for d in EVAL_DIRS:
+        for table in EVAL_TABLES:
+            on_slurm = (runs.work / d / table).read_bytes()
+            assert on_slurm == (runs.local / d / table).read_bytes(), f"{d}/{table} differs"
 
 
 def test_a_failing_job_is_reported_within_a_minute(runs, tmp_path):
