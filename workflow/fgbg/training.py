@@ -29,8 +29,8 @@ from fgbg.models import build_model, resolve_config
 CHECKPOINT_NAME = "checkpoint.pt"
 OUTPUT_NAMES = ("model.pt", "history.csv", "run.json")
 TRAINING_DEFAULTS = {
-    "epochs": 30,
-    "batch_size": 64,
+    "epochs": 60,
+    "batch_size": 16,
     "learning_rate": 1e-3,
     "device": "auto",
     "checkpoint_every": 5,
