@@ -260,7 +260,10 @@ class LocalSlurm:
         gpus = []
         for i in range(N_FAKE_GPUS):
             dev = state / f"fakegpu{i}"
-            os.mknod(dev, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # same device as /dev/null
+            try:  # a character device, the same as /dev/null
+                os.mknod(dev, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+            except PermissionError as error:
+                raise ClusterUnavailable(f"cannot make fake GPU devices: {error}") from None
             gpus.append(dev)
         gpu_files = f"{state}/fakegpu[0-{N_FAKE_GPUS - 1}]"
 

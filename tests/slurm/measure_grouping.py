@@ -1,12 +1,14 @@
 """Measure what job grouping saves: K tiny training jobs on the test cluster, ungrouped
 (`--group-components train=1`: one SLURM job each) and grouped (the profile's setting).
 
-Run as root: `python tests/slurm/measure_grouping.py [K]` (default K = 6). Prints, per
-mode, the sbatch submissions, the SLURM jobs and the wall time of the training stage (the
-data are generated beforehand, locally, and are not timed).
+Run as root: `python tests/slurm/measure_grouping.py [K [REPEATS]]` (defaults 10 and 1).
+Prints, per mode and repeat (the modes alternate), the sbatch submissions, the wall time of
+the training stage and the GPU allocation summed over the SLURM jobs (the data are
+generated beforehand, locally, and are not timed).
 """
 
 import copy
+import itertools
 import math
 import shutil
 import subprocess
@@ -43,7 +45,7 @@ def _elapsed_seconds(jobid: str) -> int:
     return seconds
 
 
-def main(k: int) -> None:
+def main(k: int, repeats: int) -> None:
     config = copy.deepcopy(TINY_CONFIG)
     config["seeds"] = list(range(math.ceil(k / len(config["models"]))))
     targets = [
@@ -59,8 +61,8 @@ def main(k: int) -> None:
     per_job = profile()["group-components"]["train"]
     modes = {"ungrouped": ["--group-components", "train=1"], "grouped": []}
     with LocalSlurm(profile_partitions()):
-        for mode, extra in modes.items():
-            work = base / mode
+        for repeat, (mode, extra) in itertools.product(range(repeats), modes.items()):
+            work = base / f"{mode}{repeat}"
             shutil.copytree(data, work, symlinks=True)
             result = run(snakemake_cmd(*slurm_args(), *targets, *extra), work, work / "run.log")
             assert result.rc == 0, result.text[-3000:]
@@ -78,4 +80,5 @@ def main(k: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 6)
+    args = [int(a) for a in sys.argv[1:3]]
+    main(*args, *(10, 1)[len(args) :])
