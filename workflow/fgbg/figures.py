@@ -37,11 +37,6 @@ def _suptitle(fig, text: str) -> None:
     fig.suptitle("\n".join(textwrap.wrap(text, chars)), fontsize=10)
 
 
-def _layout(fig) -> None:
-    """tight_layout that leaves about 0.75 inch at the top for the (wrapped) title."""
-    fig.tight_layout(rect=(0, 0, 1, 1 - min(0.25, 0.75 / fig.get_figheight())))
-
-
 def _blank(ax) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
@@ -61,7 +56,11 @@ def reconstruction_grid(
         columns |= {"background target g(x)": target, "background output": background}
     rows = len(images)
     fig, axes = plt.subplots(
-        rows, len(columns), figsize=(2 * len(columns), 2 * rows + 0.6), squeeze=False
+        rows,
+        len(columns),
+        figsize=(2 * len(columns), 2 * rows + 0.6),
+        squeeze=False,
+        layout="constrained",
     )
     for j, (name, stack) in enumerate(columns.items()):
         for i in range(rows):
@@ -71,7 +70,6 @@ def reconstruction_grid(
             if i == 0:
                 ax.set_title(name, fontsize=9)
     _suptitle(fig, title or "Reconstructions of test images (decoder means, z = posterior mean)")
-    _layout(fig)
     return fig
 
 
@@ -79,14 +77,15 @@ def latent_traversal(labels: list[str], images: np.ndarray, title: str = ""):
     """Foreground output for one-hot latent states, one row per dimension, +a then -a.
     Thesis figures 3.4-3.6."""
     rows = len(images) // 2
-    fig, axes = plt.subplots(rows, 2, figsize=(4.4, 2.2 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, 2, figsize=(4.4, 2.2 * rows + 0.6), squeeze=False, layout="constrained"
+    )
     for k, (label, image) in enumerate(zip(labels, images, strict=True)):
         ax = axes[k // 2, k % 2]
         ax.imshow(image, **IMAGE_RANGE)
         _blank(ax)
         ax.set_xlabel(label, fontsize=8)
     _suptitle(fig, title or "Foreground output for one-hot latent states")
-    _layout(fig)
     return fig
 
 
@@ -111,7 +110,9 @@ def training_curves(history: pd.DataFrame, title: str = ""):
             )
         panels[name] = name
     panels |= {c: f"KL term {c[3:]}" for c in history.columns if c.startswith("kl_")}
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(3.2 * len(panels), 3.0), squeeze=False, layout="constrained"
+    )
     for ax, (column, name) in zip(axes[0], panels.items(), strict=True):
         ax.plot(history["epoch"], history[column], "-o", color="0.1", ms=3, label="train")
         if f"test_{column}" in history:
@@ -123,7 +124,6 @@ def training_curves(history: pd.DataFrame, title: str = ""):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=7)
     _suptitle(fig, title or "Training curves (per-image means per epoch)")
-    _layout(fig)
     return fig
 
 
@@ -137,6 +137,7 @@ def summary_figure(summary: pd.DataFrame, metrics=("tpr", "fpr", "auroc"), strat
         len(scenarios),
         figsize=(3.4 * len(scenarios) + 0.6, 2.6 * len(metrics) + 0.6),
         squeeze=False,
+        layout="constrained",
         sharey=True,
     )
     width = 0.8 / max(len(models), 1)
@@ -175,7 +176,6 @@ def summary_figure(summary: pd.DataFrame, metrics=("tpr", "fpr", "auroc"), strat
     _suptitle(
         fig, "Per-cell detection on the test split, by stratum: mean over seeds, 95 % CI error bars"
     )
-    _layout(fig)
     return fig
 
 
@@ -193,7 +193,11 @@ def cell_map(
     """
     height, width = cell_mask.shape[1:]
     fig, axes = plt.subplots(
-        len(per_cell), 2, figsize=(7.2, 3.9 * len(per_cell) + 0.9), squeeze=False
+        len(per_cell),
+        2,
+        figsize=(7.2, 3.9 * len(per_cell) + 0.9),
+        squeeze=False,
+        layout="constrained",
     )
     for i, (name, table) in enumerate(per_cell.items()):
         table = table.set_index("cell")
@@ -234,5 +238,4 @@ def cell_map(
             _blank(ax)
             ax.set_title(f"{METRIC_LABELS[metric]} per cell ({name})", fontsize=9)
     _suptitle(fig, title or "Per-cell rates; disks outlined")
-    _layout(fig)
     return fig

@@ -32,7 +32,7 @@ figures.save(
         panels,
         disk_labels=labels,
         title=f"Per-cell rates on the test split, {scenario} / {model}, mean over "
-        f"{len(cells)} seeds (disks outlined)",
+        f"{len(cells)} seed{'s' if len(cells) > 1 else ''} (disks outlined)",
     ),
     snakemake.output.figure,
 )
