@@ -139,7 +139,10 @@ def start(cmd: list[str], cwd: Path, log: Path) -> subprocess.Popen:
 def run(cmd: list[str], cwd: Path, log: Path) -> SimpleNamespace:
     t0 = time.monotonic()
     proc = start(cmd, cwd, log)
-    rc = proc.wait()
+    try:
+        rc = proc.wait()
+    finally:
+        stop(proc)  # only does something when interrupted
     return SimpleNamespace(rc=rc, seconds=time.monotonic() - t0, text=log.read_text())
 
 
@@ -189,11 +192,23 @@ def cluster():
         pytest.skip(
             "SLURM test needs root (it installs packages, writes /etc/slurm, starts daemons)"
         )
+    # SIGTERM/SIGHUP (a CI timeout, a closed terminal) would end pytest without teardown:
+    # turn them into KeyboardInterrupt, so the daemons stop and /etc/slurm is restored.
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    for sig in handlers:
+        signal.signal(sig, _interrupt)
     try:
         with LocalSlurm(profile_partitions(), log=lambda msg: None) as slurm:
             yield slurm
     except ClusterUnavailable as error:
         pytest.skip(f"SLURM test cluster unavailable: {error}")
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture(scope="module")
