@@ -136,9 +136,28 @@ def project_loop(images, model_config, batch, epochs, threads, device="cpu") -> 
     return clock.rates(len(images) * epochs)
 
 
-def _job(args):
-    images, model_config, batch, epochs, threads = args
-    return project_loop(images, model_config, batch, epochs, threads)["wall"]
+def _side_by_side_job(barrier, results, job):
+    """One of two processes: set up, wait for the other, then train (for --parallel)."""
+    images, model_config, batch, epochs, threads = job
+    project_loop(images[:batch], model_config, batch, 1, threads)  # warm up
+    barrier.wait()
+    results.put(project_loop(images, model_config, batch, epochs, threads)["wall"])
+
+
+def side_by_side(job, copies: int) -> float:
+    """Total images/s of `copies` training processes started together (spawned, warmed up)."""
+    context = mp.get_context("spawn")
+    barrier, results = context.Barrier(copies), context.Queue()
+    workers = [
+        context.Process(target=_side_by_side_job, args=(barrier, results, job))
+        for _ in range(copies)
+    ]
+    for worker in workers:
+        worker.start()
+    rates = [results.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    return sum(rates)
 
 
 def load_images(path: str | None, n: int) -> tuple[np.ndarray, str]:
@@ -205,12 +224,9 @@ def main() -> None:
     print("(cpu: per second of CPU time this process got; rates are per thread-second x threads)")
 
     if args.parallel:
-        job = (images, model_config, args.batch_size, args.epochs, 2)
-        one = _job(job)
-        with mp.get_context("spawn").Pool(2) as pool:
-            tick = time.perf_counter()
-            pool.map(_job, [job[:4] + (1,)] * 2)
-            two = 2 * len(images) * args.epochs / (time.perf_counter() - tick)
+        job = (images, model_config, args.batch_size, args.epochs)
+        one = side_by_side((*job, 2), 1)
+        two = side_by_side((*job, 1), 2)
         print(f"1 job x 2 threads: {one:7.0f} images/s")
         print(f"2 jobs x 1 thread: {two:7.0f} images/s in total ({two / one:.2f}x)")
 
