@@ -1,14 +1,12 @@
 """Bad configs stop the workflow with one line naming the key; good ones get defaults."""
 
 import copy
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from fgbg.config import ConfigError, load_config, scenario_params
+from workflow_runner import snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -178,21 +176,7 @@ def test_bad_config_stops_snakemake_dry_run_with_one_line(tmp_path, case):
     _, edit, key, _ = next(c for c in BAD_CONFIGS if c[0] == case)
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(bad_config(edit)))
-    snakemake = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
-    result = subprocess.run(
-        [
-            snakemake,
-            "-n",
-            "--directory",
-            str(tmp_path),
-            "--snakefile",
-            str(ROOT / "Snakefile"),
-            "--configfile",
-            str(configfile),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = snakemake(tmp_path, "-n", configfile=configfile)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr + result.stdout
     lines = [line for line in result.stderr.splitlines() if line.strip()]

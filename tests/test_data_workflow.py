@@ -1,15 +1,13 @@
 """End to end: the data stage of the workflow on a tiny config in a temporary directory."""
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 import yaml
+from workflow_runner import snakemake
 
 # Snakemake puts a timestamp file into directory() outputs; zarr warns when listing them.
 pytestmark = pytest.mark.filterwarnings("ignore:Object at .snakemake_timestamp is not recognized")
@@ -20,13 +18,6 @@ TARGETS = [
     *(f"results/figures/data/samples_{s}.png" for s in SCENARIOS),
     "results/figures/data/layout.png",
 ]
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    tool = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
-    command = [tool, *args, "--directory", str(workdir), "--snakefile", str(ROOT / "Snakefile")]
-    command += ["--configfile", str(workdir / "config.yaml")]  # last: it takes several values
-    return subprocess.run(command, capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")

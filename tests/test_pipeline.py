@@ -4,9 +4,6 @@ One scenario with two disks (so per-disk strata appear), both models, two seeds,
 images, one epoch: the numbers mean nothing, the plumbing is what is tested.
 """
 
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import yaml
 from fgbg.findings import VERDICTS
 from fgbg.metrics.rates import rates_table
 from fgbg.summary import METRICS
+from workflow_runner import snakemake
 
 pytestmark = pytest.mark.filterwarnings("ignore:Object at .snakemake_timestamp is not recognized")
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,19 +22,12 @@ BIN = Path(sys.executable).parent
 SCENARIO, MODELS, SEEDS = "x90_20", ("dual", "vae"), (0, 1)
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    tool = shutil.which("snakemake", path=str(BIN)) or "snakemake"
-    command = [tool, *args, "--directory", str(workdir), "--snakefile", str(ROOT / "Snakefile")]
-    command += ["--configfile", str(workdir / "config.yaml")]
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    return subprocess.run(command, capture_output=True, text=True, env=env)
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("pipeline")
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["scenarios"] = {SCENARIO: config["scenarios"][SCENARIO]}
+    config["models"] = {name: config["models"][name] for name in MODELS}
     config["data"].update(n_train=64, n_test=32, chunk_size=32)
     config["seeds"] = list(SEEDS)
     config["training"].update(epochs=1, batch_size=16, device="cpu")

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from workflow_runner import snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -35,16 +36,7 @@ def test_ruff_check():
 
 def test_dry_run_of_default_dag(tmp_path):
     """The whole default DAG resolves (in a fresh directory, so nothing is up to date)."""
-    result = run(
-        "snakemake",
-        "-n",
-        "--directory",
-        str(tmp_path),
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--configfile",
-        str(ROOT / "config.yaml"),
-    )
+    result = snakemake(tmp_path, "-n", configfile=ROOT / "config.yaml")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "generate_data" in output

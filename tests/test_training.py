@@ -1,7 +1,6 @@
 """Training: reproducible, resumable after kill -9, stops on NaN, loads with weights_only."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import pytest
 import torch
 import yaml
 from fgbg.training import TrainingError, learning_rate, load_trained, train
+from workflow_runner import snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -168,11 +168,7 @@ TINY_CONFIG = {
 def test_snakemake_trains_a_tiny_config(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
     targets = [f"results/models/tiny/{m}/seed0/history.csv" for m in ("dual", "vae")]
-    result = subprocess.run(
-        [str(BIN / "snakemake"), *targets, "--cores", "2", "--directory", str(tmp_path),
-         "--snakefile", str(ROOT / "Snakefile"), "--configfile", str(tmp_path / "config.yaml")],
-        capture_output=True, text=True, env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
-    )  # fmt: skip
+    result = snakemake(tmp_path, *targets, "--cores", "2")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for model in ("dual", "vae"):
         out = tmp_path / f"results/models/tiny/{model}/seed0"
