@@ -13,14 +13,12 @@ import time  # noqa: E402
 import sklearn  # noqa: E402
 import torch  # noqa: E402
 from fgbg.evaluate import evaluate  # noqa: E402
+from fgbg.logs import log_to_file  # noqa: E402
 from fgbg.store import open_split  # noqa: E402
 from fgbg.tables import write_csv, write_json  # noqa: E402
 from fgbg.training import load_trained  # noqa: E402
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(
-    stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-)
+log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 
 tick = time.perf_counter()

@@ -10,10 +10,10 @@ import logging  # noqa: E402
 
 import pandas as pd  # noqa: E402
 from fgbg.findings import findings  # noqa: E402
+from fgbg.logs import log_to_file  # noqa: E402
 from fgbg.tables import write_csv  # noqa: E402
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+log_to_file(snakemake.log[0])
 
 table = findings(
     pd.read_csv(snakemake.input.summary),

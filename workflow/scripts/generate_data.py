@@ -10,12 +10,10 @@ import logging  # noqa: E402
 import time  # noqa: E402
 
 from fgbg.datacard import data_card, write_json  # noqa: E402
+from fgbg.logs import log_to_file  # noqa: E402
 from fgbg.store import open_split, write_split  # noqa: E402
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(
-    stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-)
+log_to_file(snakemake.log[0])
 log = logging.getLogger("generate_data")
 
 scenario = snakemake.wildcards.scenario

@@ -6,15 +6,14 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")
 
-import logging  # noqa: E402
 
 import pandas as pd  # noqa: E402
 from fgbg import figures  # noqa: E402
+from fgbg.logs import log_to_file  # noqa: E402
 from fgbg.store import open_split  # noqa: E402
 from fgbg.summary import per_cell_means  # noqa: E402
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+log_to_file(snakemake.log[0])
 
 test = open_split(snakemake.input.test)
 cells = [pd.read_csv(path) for path in snakemake.input.cells]

@@ -11,11 +11,11 @@ import logging  # noqa: E402
 import torch  # noqa: E402
 from fgbg import figures  # noqa: E402
 from fgbg.evaluate import predict, traverse  # noqa: E402
+from fgbg.logs import log_to_file  # noqa: E402
 from fgbg.store import open_split  # noqa: E402
 from fgbg.training import load_trained  # noqa: E402
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 
 scenario, model_name, seed = (snakemake.wildcards[k] for k in ("scenario", "model", "seed"))

@@ -6,12 +6,11 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")
 
-import logging  # noqa: E402
 
 import pandas as pd  # noqa: E402
 from fgbg import figures  # noqa: E402
+from fgbg.logs import log_to_file  # noqa: E402
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+log_to_file(snakemake.log[0])
 
 figures.save(figures.summary_figure(pd.read_csv(snakemake.input.summary)), snakemake.output.figure)

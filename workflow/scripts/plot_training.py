@@ -6,13 +6,12 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")
 
-import logging  # noqa: E402
 
 import pandas as pd  # noqa: E402
 from fgbg import figures  # noqa: E402
+from fgbg.logs import log_to_file  # noqa: E402
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+log_to_file(snakemake.log[0])
 
 run = " / ".join(snakemake.wildcards[k] for k in ("scenario", "model")) + (
     f" / seed {snakemake.wildcards.seed}"

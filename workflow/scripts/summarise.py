@@ -9,10 +9,10 @@ sys.path.insert(0, snakemake.scriptdir + "/..")
 import logging  # noqa: E402
 
 from fgbg import summary  # noqa: E402
+from fgbg.logs import log_to_file  # noqa: E402
 from fgbg.tables import write_csv  # noqa: E402
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+log_to_file(snakemake.log[0])
 
 runs = snakemake.params.runs
 scenarios, models = snakemake.params.scenarios, snakemake.params.models

@@ -9,13 +9,11 @@ sys.path.insert(0, snakemake.scriptdir + "/..")
 import logging  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from fgbg.logs import log_to_file  # noqa: E402
 from fgbg.store import open_split  # noqa: E402
 from fgbg.training import train  # noqa: E402
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(
-    stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-)
+log_to_file(snakemake.log[0])
 log = logging.getLogger("train")
 
 out_dir = Path(snakemake.output.model).parent
