@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 from fgbg.layers import PatchConv2d, PatchConvTranspose2d
-from fgbg.losses import gaussian_kl
+from fgbg.losses import gaussian_entropy, gaussian_kl, prior_cross_entropy
 from fgbg.models import build_model
+from fgbg.training import train
+from test_training import DUAL, tiny_images
 from torch import nn
 
 
@@ -204,3 +206,122 @@ def test_background_kl_weight_scales_only_the_z2_kl():
     t = {k: v.item() for k, v in model.loss_terms(x, torch.Generator().manual_seed(2)).items()}
     expected = -(t["ll_fg"] - t["kl_z1"]) - 450.0 * t["ll_bg"] + 1.0 * t["kl_z2"]
     assert t["loss"] == pytest.approx(expected, rel=1e-12)
+
+
+THESIS_CODE = {"prior_on": "interaction", "decoder_l2": 0.01, "background_entropy_weight": 1.0}
+
+
+def test_defaults_of_the_thesis_code_keys_leave_the_loss_bit_identical():
+    torch.manual_seed(0)
+    x = binary_images(3, 60, 60)
+    model = build_model({"type": "dual"}, 60, 60)
+    explicit = {"prior_on": "latents", "background_entropy_weight": None, "decoder_l2": 0.0}
+    assert {k: model.config[k] for k in explicit} == explicit
+    terms = model.loss_terms(x, torch.Generator().manual_seed(3))
+    assert list(terms) == ["loss", "ll_fg", "kl_z1", "ll_bg", "kl_z2"]
+    # the formula before these keys existed, step by step
+    with torch.no_grad():
+        posteriors = model.encode(x)
+        out = model.decode(model.sample(posteriors, torch.Generator().manual_seed(3)))
+        ll_fg = model.foreground_log_likelihood(out["foreground"], x).mean()
+        target = model.background_target(x)
+        ll_bg = (
+            -nn.functional.binary_cross_entropy_with_logits(
+                out["background"], target, reduction="none"
+            )
+            .flatten(1)
+            .sum(1)
+            .mean()
+        )
+        kl_z1 = gaussian_kl(*posteriors["z1"]).mean()
+        kl_z2 = gaussian_kl(*posteriors["z2"]).mean()
+        loss = -(ll_fg - kl_z1) - 450.0 * ll_bg + 450.0 * kl_z2
+    previous = {"loss": loss, "ll_fg": ll_fg, "kl_z1": kl_z1, "ll_bg": ll_bg, "kl_z2": kl_z2}
+    for name, value in previous.items():
+        assert torch.equal(terms[name], value), name
+    vae = build_model({"type": "vae"}, 60, 60)
+    assert list(vae.loss_terms(x)) == ["loss", "ll_fg", "kl_z"]
+
+
+def test_cross_entropy_minus_entropy_is_the_kl():
+    mu = torch.tensor([[0.5, -1.0, 2.0], [0.0, 0.3, -0.2]], dtype=torch.float64)
+    logvar = torch.tensor([[0.1, -0.7, 0.4], [1.2, -2.0, 0.0]], dtype=torch.float64)
+    split = prior_cross_entropy(mu, logvar.exp()) - gaussian_entropy(logvar)
+    torch.testing.assert_close(split, gaussian_kl(mu, logvar), rtol=1e-12, atol=1e-12)
+    q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+    torch.testing.assert_close(gaussian_entropy(logvar), q.entropy().sum(1))
+
+
+def test_interaction_prior_matches_monte_carlo():
+    torch.manual_seed(0)
+    model = build_model({"type": "dual", "prior_on": "interaction"}, 60, 60).double()
+    x = binary_images(3, 60, 60).double()
+    with torch.no_grad():
+        model.interaction.bias.normal_()  # a non-trivial affine map
+        terms = model.loss_terms(x, torch.Generator().manual_seed(2))
+        (mu1, lv1), (mu2, lv2) = model.encode(x).values()
+        mu, sd = torch.cat([mu1, mu2], 1), torch.cat([lv1, lv2], 1).mul(0.5).exp()
+        generator = torch.Generator().manual_seed(0)
+        z = mu + sd * torch.randn(100_000, *mu.shape, generator=generator, dtype=mu.dtype)
+        t = model.interaction(z)  # (samples, images, 5)
+        q = torch.distributions.Normal(mu, sd)
+        log_prior = torch.distributions.Normal(0.0, 1.0).log_prob(t)
+        log_q = q.log_prob(z)
+    # one-sample estimates of E_q[log q(z_k) - log N(t_k; 0, I)], averaged over samples
+    for name, block in {"kl_z1": slice(0, 4), "kl_z2": slice(4, 5)}.items():
+        monte_carlo = (log_q[..., block] - log_prior[..., block]).sum(-1).mean(0).mean()
+        assert terms[name].item() == pytest.approx(monte_carlo.item(), rel=0.01, abs=0.01), name
+    # and it is not the KL on the latents
+    assert abs(terms["kl_z1"].item() - gaussian_kl(mu1, lv1).mean().item()) > 0.05
+
+
+def test_decoder_l2_is_the_weights_sum_of_squares():
+    torch.manual_seed(0)
+    x = binary_images(2, 60, 60).double()
+    for config, decoders in [
+        ({"type": "dual"}, ("fg_decoder", "bg_decoder")),
+        ({"type": "vae"}, ("fg_decoder",)),
+    ]:
+        plain = build_model(config, 60, 60).double()
+        penalised = build_model({**config, "decoder_l2": 0.01}, 60, 60).double()
+        penalised.load_state_dict(plain.state_dict())
+        squares = sum(
+            (p.detach().numpy() ** 2).sum()
+            for name, p in plain.named_parameters()
+            if name.split(".")[0] in decoders and name.endswith(".weight")
+        )
+        a = plain.loss_terms(x, torch.Generator().manual_seed(1))
+        b = penalised.loss_terms(x, torch.Generator().manual_seed(1))
+        assert "decoder_l2" not in a
+        assert b["decoder_l2"].item() == pytest.approx(0.01 * squares, rel=1e-12)
+        assert b["loss"].item() == pytest.approx(a["loss"].item() + 0.01 * squares, rel=1e-12)
+
+
+def test_entropy_weight_splits_the_z2_kl():
+    torch.manual_seed(0)
+    x = binary_images(3, 60, 60).double()
+    model = build_model({"type": "dual", "background_entropy_weight": 1.0}, 60, 60).double()
+    t = {k: v.item() for k, v in model.loss_terms(x, torch.Generator().manual_seed(2)).items()}
+    with torch.no_grad():
+        (mu1, lv1), (mu2, lv2) = ((mu.numpy(), lv.numpy()) for mu, lv in model.encode(x).values())
+    ce_z2 = (0.5 * (mu2**2 + np.exp(lv2) + math.log(2 * math.pi))).sum(1).mean()
+    h_z2 = (0.5 * (1 + math.log(2 * math.pi) + lv2)).sum(1).mean()
+    assert t["ce_z2"] == pytest.approx(ce_z2, rel=1e-12)
+    assert t["entropy_z2"] == pytest.approx(h_z2, rel=1e-12)
+    assert t["kl_z1"] == pytest.approx(_kl(mu1, lv1).mean(), rel=1e-9)
+    assert t["kl_z2"] == pytest.approx(_kl(mu2, lv2).mean(), rel=1e-9)
+    expected = -(t["ll_fg"] - t["kl_z1"]) - 450.0 * t["ll_bg"] + 450.0 * ce_z2 - 1.0 * h_z2
+    assert t["loss"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_thesis_code_settings_train(tmp_path):
+    history = train(
+        tiny_images(40),
+        {**DUAL, **THESIS_CODE},
+        {"epochs": 2, "batch_size": 5, "device": "cpu"},
+        seed=0,
+        out_dir=tmp_path,
+    )
+    assert {"ce_z2", "entropy_z2", "decoder_l2"} <= set(history[0])
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert all(math.isfinite(row["loss"]) for row in history)

@@ -13,6 +13,17 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
 
 
+def gaussian_entropy(logvar: torch.Tensor) -> torch.Tensor:
+    """Entropy of N(mu, exp(logvar)) (diagonal), summed over latent dimensions."""
+    return 0.5 * (1.0 + math.log(2 * math.pi) + logvar).sum(dim=1)
+
+
+def prior_cross_entropy(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy E[-log N(t; 0, I)] for t ~ N(mean, diag(var)), summed over dimensions.
+    With gaussian_entropy: KL(N(mu, exp(logvar)) || N(0, I)) = cross-entropy - entropy."""
+    return 0.5 * (mean.pow(2) + var + math.log(2 * math.pi)).sum(dim=1)
+
+
 def bernoulli_log_likelihood(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """log p(target | logits) summed over pixels; `target` may be continuous in [0, 1]
     (then it is the negative cross-entropy, as for the background target g(x))."""

@@ -11,15 +11,35 @@ Dual VAE (SPEC section 3):
 
     loss = -(ELBO1 + background_weight * ELBO2), ELBO = log-likelihood - KL(posterior || N(0, I))
 
-(`background_kl_weight`, when set, replaces background_weight on KL(z2) only: an ablation
-close to the thesis code, which did not scale that term.)
-
 with one reparameterised sample per image and analytic KL terms. The baseline (type vae) is
 the same foreground encoder and decoder with one latent `z` of size latent_dim.
 
+Keys for the ablations that reproduce the thesis code's quirks (SPEC section 3; their
+defaults give exactly the objective above). Write KL(z_k) = CE_k - H_k with
+CE_k = E_q[-log N(z_k; 0, I)] (cross-entropy to the prior) and H_k the entropy of q(z_k|x):
+
+- `background_kl_weight` (null = background_weight): weight of KL(z2), or of CE_2 alone
+  when the entropy is weighted separately.
+- `background_entropy_weight` (null = the KL(z2) weight): weight of H_2; the thesis code
+  did not scale the entropy term (1), i.e. the loss holds kl_weight * CE_2 - 1 * H_2.
+- `prior_on: interaction` (default `latents`): the prior N(0, I) is evaluated on the
+  interaction outputs t = A z + b instead of on z (the thesis code). CE_k then is the
+  analytic E_q[-log N(t_k; 0, I)] under the pushed-forward posterior
+  t ~ N(A mu + b, A diag(s^2) A^T), whose block k has mean (A mu + b)_k and per-dimension
+  variances (A^2 s^2)_k (the expectation of the code's one-sample log prior; gradients
+  reach A); H_k stays the entropy of q(z_k|x). So kl_z1, kl_z2 are CE_k(t) - H_k(z), not
+  KL divergences: they can be negative, and the loss is not bounded below (a column of A
+  at 0 frees that latent's variance).
+- `decoder_l2` (default 0): adds decoder_l2 * (sum of squares of every weight tensor,
+  not the biases, of both decoders; not the interaction layer) as the term `decoder_l2`.
+
+`thesis_code` in config.yaml (commented out) sets prior_on: interaction, decoder_l2: 0.01,
+background_entropy_weight: 1 (its 20 epochs of batch 5 are training settings).
+
 Every model has `encode(x) -> {name: (mu, logvar)}` (ordered: concatenating the blocks in
 key order gives all latent dimensions), `decode(latents) -> {"foreground": ..., ...}`,
-and `loss_terms(x, generator) -> {"loss", "ll_fg", "kl_<latent>", ...}` (batch means).
+and `loss_terms(x, generator) -> {"loss", "ll_fg", "kl_<latent>", ...}` (batch means;
+`ce_z2`, `entropy_z2` when the KL is split, `decoder_l2` when that penalty is on).
 """
 
 from __future__ import annotations
@@ -31,7 +51,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from fgbg.layers import PatchConv2d, PatchConvTranspose2d
-from fgbg.losses import bernoulli_log_likelihood, gaussian_kl, gaussian_log_likelihood
+from fgbg.losses import (
+    bernoulli_log_likelihood,
+    gaussian_entropy,
+    gaussian_kl,
+    gaussian_log_likelihood,
+    prior_cross_entropy,
+)
 
 # The defaults the config schema fills in (kept here too so the model works without it).
 DEFAULTS = {
@@ -47,6 +73,9 @@ DEFAULTS = {
     "target_sharpness": 12.0,
     "background_weight": 450.0,
     "background_kl_weight": None,
+    "background_entropy_weight": None,
+    "prior_on": "latents",
+    "decoder_l2": 0.0,
     "likelihood": "bernoulli",
     "gaussian_sd": 0.4,
 }
@@ -164,6 +193,23 @@ class _VAEBase(nn.Module):
         )
         return encoder, decoder
 
+    def decoder_l2_term(self):
+        """decoder_l2 * the sum of squares of the decoders' weight tensors (not biases)."""
+        decoders = [m for name, m in self.named_children() if name.endswith("decoder")]
+        squares = sum(
+            p.pow(2).sum()
+            for decoder in decoders
+            for name, p in decoder.named_parameters()
+            if name.endswith("weight")
+        )
+        return self.config["decoder_l2"] * squares
+
+    def _with_decoder_l2(self, terms):
+        if self.config["decoder_l2"]:
+            terms["decoder_l2"] = self.decoder_l2_term()
+            terms["loss"] = terms["loss"] + terms["decoder_l2"]
+        return terms
+
     def sample(self, posteriors, generator=None):
         return {
             key: reparameterise(mu, logvar, generator) for key, (mu, logvar) in posteriors.items()
@@ -202,13 +248,39 @@ class DualVAE(_VAEBase):
         out = self.decode(self.sample(posteriors, generator))
         ll_fg = self.foreground_log_likelihood(out["foreground"], x).mean()
         ll_bg = bernoulli_log_likelihood(out["background"], self.background_target(x)).mean()
-        kl_z1 = gaussian_kl(*posteriors["z1"]).mean()
-        kl_z2 = gaussian_kl(*posteriors["z2"]).mean()
-        weight = self.config["background_weight"]
-        kl_weight = self.config["background_kl_weight"]
-        kl_weight = weight if kl_weight is None else kl_weight
-        loss = -(ll_fg - kl_z1) - weight * ll_bg + kl_weight * kl_z2
-        return {"loss": loss, "ll_fg": ll_fg, "kl_z1": kl_z1, "ll_bg": ll_bg, "kl_z2": kl_z2}
+        c = self.config
+        weight = c["background_weight"]
+        kl_weight = weight if c["background_kl_weight"] is None else c["background_kl_weight"]
+        if c["prior_on"] == "latents" and c["background_entropy_weight"] is None:
+            kl_z1 = gaussian_kl(*posteriors["z1"]).mean()
+            kl_z2 = gaussian_kl(*posteriors["z2"]).mean()
+            loss = -(ll_fg - kl_z1) - weight * ll_bg + kl_weight * kl_z2
+            terms = {"loss": loss, "ll_fg": ll_fg, "kl_z1": kl_z1, "ll_bg": ll_bg, "kl_z2": kl_z2}
+            return self._with_decoder_l2(terms)
+        entropy_weight = c["background_entropy_weight"]
+        entropy_weight = kl_weight if entropy_weight is None else entropy_weight
+        ce_z1, ce_z2 = (ce.mean() for ce in self.prior_cross_entropies(posteriors))
+        h_z1, h_z2 = (gaussian_entropy(logvar).mean() for _, logvar in posteriors.values())
+        kl_z1, kl_z2 = ce_z1 - h_z1, ce_z2 - h_z2
+        loss = -(ll_fg - kl_z1) - weight * ll_bg + kl_weight * ce_z2 - entropy_weight * h_z2
+        terms = {"loss": loss, "ll_fg": ll_fg, "kl_z1": kl_z1, "ll_bg": ll_bg, "kl_z2": kl_z2}
+        terms |= {"ce_z2": ce_z2, "entropy_z2": h_z2}
+        return self._with_decoder_l2(terms)
+
+    def prior_cross_entropies(self, posteriors):
+        """Per-image (CE_1, CE_2): E_q[-log N(0, I)] at the latents z1, z2 (prior_on latents)
+        or at the interaction outputs t1, t2 under the pushed-forward posterior of t = A z + b
+        (prior_on interaction; block k of t has mean (A mu + b)_k, variances (A^2 s^2)_k)."""
+        mu = torch.cat([posteriors["z1"][0], posteriors["z2"][0]], dim=1)
+        var = torch.cat([posteriors["z1"][1], posteriors["z2"][1]], dim=1).exp()
+        if self.config["prior_on"] == "interaction":
+            a = self.interaction.weight
+            mu, var = self.interaction(mu), var @ a.pow(2).T
+        sizes = [self.config["z1_dim"], self.config["z2_dim"]]
+        return [
+            prior_cross_entropy(m, v)
+            for m, v in zip(mu.split(sizes, dim=1), var.split(sizes, dim=1), strict=True)
+        ]
 
 
 class VAE(_VAEBase):
@@ -227,7 +299,7 @@ class VAE(_VAEBase):
         out = self.decode(self.sample(posteriors, generator))
         ll_fg = self.foreground_log_likelihood(out["foreground"], x).mean()
         kl_z = gaussian_kl(*posteriors["z"]).mean()
-        return {"loss": -(ll_fg - kl_z), "ll_fg": ll_fg, "kl_z": kl_z}
+        return self._with_decoder_l2({"loss": -(ll_fg - kl_z), "ll_fg": ll_fg, "kl_z": kl_z})
 
 
 MODEL_TYPES = {"dual": DualVAE, "vae": VAE}
