@@ -46,6 +46,19 @@ def load_schema() -> dict:
         return yaml.safe_load(fh)
 
 
+def schema_defaults(section: str) -> dict:
+    """The schema's defaults of one section's keys: `training`, or `models` (per variant).
+
+    The single home of these defaults; code that runs without the workflow (tests,
+    notebooks) fills its configs from here too.
+    """
+    schema = load_schema()["properties"][section]
+    properties = schema["additionalProperties" if section == "models" else "properties"]
+    if section == "models":
+        properties = properties["properties"]
+    return {k: copy.deepcopy(v["default"]) for k, v in properties.items() if "default" in v}
+
+
 def _key(path) -> str:
     """A key path as written in messages: `scenarios.x90.disks[0].center`."""
     key = ""

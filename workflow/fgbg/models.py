@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fgbg.config import schema_defaults
 from fgbg.layers import PatchConv2d, PatchConvTranspose2d
 from fgbg.losses import (
     bernoulli_log_likelihood,
@@ -59,26 +60,8 @@ from fgbg.losses import (
     prior_cross_entropy,
 )
 
-# The defaults the config schema fills in (kept here too so the model works without it).
-DEFAULTS = {
-    "z1_dim": 4,
-    "z2_dim": 1,
-    "latent_dim": 5,
-    "fg_kernel": 6,
-    "fg_channels": [32, 64],
-    "fg_hidden": 256,
-    "bg_channels": 16,
-    "bg_hidden": 32,
-    "pool_size": 30,
-    "target_sharpness": 12.0,
-    "background_weight": 450.0,
-    "background_kl_weight": None,
-    "background_entropy_weight": None,
-    "prior_on": "latents",
-    "decoder_l2": 0.0,
-    "likelihood": "bernoulli",
-    "gaussian_sd": 0.4,
-}
+# Hyperparameters a model config may leave out (the config schema is their one home).
+DEFAULTS = schema_defaults("models")
 
 
 def reparameterise(mu, logvar, generator=None):

@@ -24,18 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fgbg.config import schema_defaults
 from fgbg.models import build_model, resolve_config
 
 CHECKPOINT_NAME = "checkpoint.pt"
 OUTPUT_NAMES = ("model.pt", "history.csv", "run.json")
-TRAINING_DEFAULTS = {
-    "epochs": 60,
-    "batch_size": 16,
-    "learning_rate": 1e-3,
-    "device": "auto",
-    "checkpoint_every": 5,
-    "lr_decay_epochs": 10,
-}
+TRAINING_DEFAULTS = schema_defaults("training")
 EVAL_SEED_OFFSET = 7919  # the test loss uses its own fixed noise stream
 
 
