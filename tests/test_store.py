@@ -9,9 +9,10 @@ import pytest
 import yaml
 import zarr
 from fgbg.config import load_config, scenario_params
-from fgbg.datacard import PIXEL_CLASSES, data_card, measure_split, write_json
+from fgbg.datacard import PIXEL_CLASSES, data_card, measure_split
 from fgbg.generate import Batch, Sampler
 from fgbg.store import _dataset, open_split, write_split
+from fgbg.tables import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = load_config(yaml.safe_load((ROOT / "config.yaml").read_text()))

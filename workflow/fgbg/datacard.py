@@ -13,10 +13,6 @@ of the 0/1 images), or the mean intensity when binarization is off.
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import numpy as np
 
 from fgbg.generate import active_cover, active_disk_cover, pixel_cell_index
@@ -102,12 +98,3 @@ def data_card(splits: dict, scenario: str) -> dict:
         "layout": layout_facts(first),
         "splits": {name: measure_split(ds) for name, ds in splits.items()},
     }
-
-
-def write_json(data: dict, path) -> None:
-    """Write JSON atomically (temporary file beside the target, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)

@@ -11,7 +11,6 @@ into place when complete.
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import warnings
 from pathlib import Path
@@ -22,6 +21,7 @@ import zarr
 
 from fgbg.generate import BLOCK_SIZE, SPLIT_KEYS, iter_split, scenario_key
 from fgbg.layout import scenario_masks
+from fgbg.tables import versions
 
 
 # Snakemake puts a `.snakemake_timestamp` file into directory() outputs; zarr warns about it
@@ -41,15 +41,6 @@ SAMPLE_VARIABLES = {
 }
 
 
-def versions() -> dict:
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "xarray": xr.__version__,
-        "zarr": zarr.__version__,
-    }
-
-
 def split_attrs(params: dict, *, scenario: str, split: str, seed: int, n: int) -> dict:
     """Every fact needed to regenerate the split's bytes (JSON-serialisable)."""
     return {
@@ -67,7 +58,7 @@ def split_attrs(params: dict, *, scenario: str, split: str, seed: int, n: int) -
             "block_size": BLOCK_SIZE,
         },
         "pixel_in_disk": "pixel centre (row + 0.5, column + 0.5) within diameter / 2",
-        "versions": versions(),
+        "versions": versions("numpy", "xarray", "zarr"),
     }
 
 

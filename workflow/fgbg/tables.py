@@ -1,31 +1,45 @@
-"""Writing result tables: CSV written atomically (temp file, then rename)."""
+"""Writing outputs atomically (a temporary file beside the target, then a rename), and the
+package versions every output records."""
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
 
 
-def write_csv(frame: pd.DataFrame, path) -> None:
-    """Write `frame` without its index; readers never see a half-written file."""
+def atomic_write(path, write) -> None:
+    """Call `write(tmp)` for a temporary path beside `path`, then rename it into place:
+    readers never see a half-written file, and a failure leaves no file behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            frame.to_csv(fh, index=False)
+        write(Path(tmp))
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def write_csv(frame: pd.DataFrame, path) -> None:
+    """Write `frame` without its index."""
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def write_text(text: str, path) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def write_json(data: dict, path) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text(json.dumps(data, indent=2) + "\n", path)
+
+
+def versions(*packages: str) -> dict:
+    """Python's version and each installed distribution's (e.g. "torch", "scikit-learn")."""
+    return {"python": platform.python_version(), **{p: version(p) for p in packages}}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import platform
 import socket
 import time
@@ -26,6 +25,7 @@ import torch
 
 from fgbg.config import schema_defaults
 from fgbg.models import build_model, resolve_config
+from fgbg.tables import atomic_write, versions, write_json, write_text
 
 CHECKPOINT_NAME = "checkpoint.pt"
 OUTPUT_NAMES = ("model.pt", "history.csv", "run.json")
@@ -52,21 +52,8 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _atomic_torch_save(obj, path: Path) -> None:
-    _atomic_write_bytes(path, lambda tmp: torch.save(obj, tmp))
-
-
-def _atomic_text(text: str, path: Path) -> None:
-    _atomic_write_bytes(path, lambda tmp: tmp.write_text(text))
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _fingerprint(images: np.ndarray, model_config, training_config, seed) -> str:
@@ -98,14 +85,6 @@ def evaluate_loss(model, images: torch.Tensor, seed: int, batch_size: int = 1000
             sums[name] = sums.get(name, 0.0) + value * len(batch)
     model.train()
     return {name: (total / len(images)).item() for name, total in sums.items()}
-
-
-def _versions() -> dict:
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-    }
 
 
 def _history_csv(history: list[dict]) -> str:
@@ -242,9 +221,9 @@ def train(
         {"state_dict": state_dict, "model_config": model_config, "height": height, "width": width},
         out_dir / "model.pt",
     )
-    _atomic_text(_history_csv(history), out_dir / "history.csv")
+    write_text(_history_csv(history), out_dir / "history.csv")
     run = {
-        "versions": _versions(),
+        "versions": versions("torch", "numpy"),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device)
         if device.type == "cuda"
@@ -260,7 +239,7 @@ def train(
         "training": training_config,
         "model": model_config,
     }
-    _atomic_text(json.dumps(run, indent=2) + "\n", out_dir / "run.json")
+    write_json(run, out_dir / "run.json")
     checkpoint_path.unlink(missing_ok=True)
     log.info("wrote %s in %.1f s", out_dir, run["wall_seconds"])
     return history

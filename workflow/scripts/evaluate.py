@@ -7,15 +7,13 @@ import sys
 sys.path.insert(0, snakemake.scriptdir + "/..")
 
 import logging  # noqa: E402
-import platform  # noqa: E402
 import time  # noqa: E402
 
-import sklearn  # noqa: E402
 import torch  # noqa: E402
 from fgbg.evaluate import evaluate  # noqa: E402
 from fgbg.logs import log_to_file  # noqa: E402
 from fgbg.store import open_split  # noqa: E402
-from fgbg.tables import write_csv, write_json  # noqa: E402
+from fgbg.tables import versions, write_csv, write_json  # noqa: E402
 from fgbg.training import load_trained  # noqa: E402
 
 log_to_file(snakemake.log[0])
@@ -46,11 +44,7 @@ write_json(
         "device": "cpu",
         "threads": torch.get_num_threads(),
         "seconds": round(time.perf_counter() - tick, 3),
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "scikit-learn": sklearn.__version__,
-        },
+        "versions": versions("torch", "scikit-learn"),
     },
     snakemake.output.info,
 )

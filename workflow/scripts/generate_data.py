@@ -9,9 +9,10 @@ sys.path.insert(0, snakemake.scriptdir + "/..")
 import logging  # noqa: E402
 import time  # noqa: E402
 
-from fgbg.datacard import data_card, write_json  # noqa: E402
+from fgbg.datacard import data_card  # noqa: E402
 from fgbg.logs import log_to_file  # noqa: E402
 from fgbg.store import open_split, write_split  # noqa: E402
+from fgbg.tables import write_json  # noqa: E402
 
 log_to_file(snakemake.log[0])
 log = logging.getLogger("generate_data")
