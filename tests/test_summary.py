@@ -155,45 +155,29 @@ SCENARIOS = {
 }
 
 
+def _tidy(values, keys, n, half, **fixed):
+    """values {(scenario, *keys): mean} -> tidy summary rows of model dual with a tight CI."""
+    rows = []
+    for (scenario, *labels), mean in values.items():
+        row = {
+            "scenario": scenario,
+            "model": "dual",
+            **fixed,
+            **dict(zip(keys, labels, strict=True)),
+        }
+        row.update(mean=mean, std=half, ci95_low=mean - half, ci95_high=mean + half, n_seeds=n)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _summary_rows(values, n=5, half=0.01):
-    """values {(scenario, stratum, metric): mean} -> tidy summary rows with a tight CI."""
-    return pd.DataFrame(
-        [
-            {
-                "scenario": s,
-                "model": "dual",
-                "stratum": st,
-                "metric": m,
-                "mean": v,
-                "std": half,
-                "ci95_low": v - half,
-                "ci95_high": v + half,
-                "n_seeds": n,
-            }
-            for (s, st, m), v in values.items()
-        ]
-    )
+    """values {(scenario, stratum, metric): mean} -> rows of summary.csv."""
+    return _tidy(values, ("stratum", "metric"), n, half)
 
 
 def _latent_rows(values, n=5, half=0.01):
-    return pd.DataFrame(
-        [
-            {
-                "scenario": s,
-                "model": "dual",
-                "latent": lat,
-                "dim": "block",
-                "target": t,
-                "metric": m,
-                "mean": v,
-                "std": half,
-                "ci95_low": v - half,
-                "ci95_high": v + half,
-                "n_seeds": n,
-            }
-            for (s, lat, t, m), v in values.items()
-        ]
-    )
+    """values {(scenario, latent, target, metric): mean} -> rows of summary_latent.csv."""
+    return _tidy(values, ("latent", "target", "metric"), n, half, dim="block")
 
 
 def thesis_like():
