@@ -10,9 +10,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Circle  # noqa: E402
 
+from fgbg.figures import IMAGE_RANGE, blank_axes  # noqa: E402
 from fgbg.layout import overlaps  # noqa: E402
 
-IMAGE_STYLE = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0, "interpolation": "nearest"}
+DPI = 120  # the data figures have small panels with text
 
 
 def _disk_circle(disk: dict, **style) -> Circle:
@@ -20,11 +21,6 @@ def _disk_circle(disk: dict, **style) -> Circle:
     # centres at +0.5, so a disk centre (cy, cx) lands at (cx - 0.5, cy - 0.5).
     cy, cx = disk["center"]
     return Circle((cx - 0.5, cy - 0.5), disk["diameter"] / 2, fill=False, **style)
-
-
-def _bare(ax) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
 
 
 def plot_samples(ds, scenario: str, n: int = 8, columns: int = 4):
@@ -35,11 +31,11 @@ def plot_samples(ds, scenario: str, n: int = 8, columns: int = 4):
     rows = -(-n // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.9 * rows), squeeze=False)
     for i, ax in enumerate(axes.flat):
-        _bare(ax)
+        blank_axes(ax)
         if i >= n:
             ax.axis("off")
             continue
-        ax.imshow(images[i], **IMAGE_STYLE)
+        ax.imshow(images[i], **IMAGE_RANGE)
         disk_state = " ".join(f"D{k}:{'on' if a else 'off'}" for k, a in enumerate(disks[i]))
         cells_on = f"{int(cells[i].sum())}/{cells.shape[1]} cells on"
         ax.set_title(f"image {i}: {cells_on}\n{disk_state}", fontsize=8)
@@ -57,7 +53,7 @@ def plot_layout(datasets: dict):
     for ax, (scenario, ds) in zip(axes.flat, datasets.items(), strict=True):
         cells, disk_masks = ds["cell_mask"].values > 0, ds["disk_mask"].values > 0
         canvas = 0.25 * disk_masks.any(axis=0) + 0.75 * cells.any(axis=0)
-        ax.imshow(canvas, **IMAGE_STYLE)
+        ax.imshow(canvas, **IMAGE_RANGE)
         for k, mask in enumerate(cells):
             rows, cols = np.nonzero(mask)
             ax.text(cols.mean(), rows.mean(), str(k), ha="center", va="center", fontsize=8)
@@ -69,13 +65,8 @@ def plot_layout(datasets: dict):
             ax.text(cx - 0.5, cy - 0.5, f"D{k}", color="tab:red", ha="center", fontsize=9)
             under = ",".join(map(str, np.flatnonzero(overlap[:, k])))
             lines.append(f"D{k} p={disk['probability']:g}: cells {under}")
-        _bare(ax)
+        blank_axes(ax)
         ax.set_title(f"{scenario}\n" + "\n".join(lines), fontsize=9)
     fig.suptitle("Layout: cells (numbered) and background disks (red)")
     fig.tight_layout()
     return fig
-
-
-def save(fig, path) -> None:
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

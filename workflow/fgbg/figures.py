@@ -25,9 +25,9 @@ IMAGE_RANGE = {"cmap": CMAP, "vmin": 0.0, "vmax": 1.0, "interpolation": "nearest
 METRIC_LABELS = {"tpr": "TPR", "fpr": "FPR", "auroc": "AUROC"}
 
 
-def save(fig, path) -> None:
+def save(fig, path, dpi: int = 100) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
 
 
@@ -37,7 +37,7 @@ def _suptitle(fig, text: str) -> None:
     fig.suptitle("\n".join(textwrap.wrap(text, chars)), fontsize=10)
 
 
-def _blank(ax) -> None:
+def blank_axes(ax) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -66,7 +66,7 @@ def reconstruction_grid(
         for i in range(rows):
             ax = axes[i, j]
             ax.imshow(stack[i], **IMAGE_RANGE)
-            _blank(ax)
+            blank_axes(ax)
             if i == 0:
                 ax.set_title(name, fontsize=9)
     _suptitle(fig, title or "Reconstructions of test images (decoder means, z = posterior mean)")
@@ -83,7 +83,7 @@ def latent_traversal(labels: list[str], images: np.ndarray, title: str = ""):
     for k, (label, image) in enumerate(zip(labels, images, strict=True)):
         ax = axes[k // 2, k % 2]
         ax.imshow(image, **IMAGE_RANGE)
-        _blank(ax)
+        blank_axes(ax)
         ax.set_xlabel(label, fontsize=8)
     _suptitle(fig, title or "Foreground output for one-hot latent states")
     return fig
@@ -235,7 +235,7 @@ def cell_map(
                     color="black",
                     bbox={"fc": "white", "ec": "none", "alpha": 0.7, "pad": 0.5},
                 )
-            _blank(ax)
+            blank_axes(ax)
             ax.set_title(f"{METRIC_LABELS[metric]} per cell ({name})", fontsize=9)
     _suptitle(fig, title or "Per-cell rates; disks outlined")
     return fig

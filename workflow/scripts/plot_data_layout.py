@@ -8,7 +8,8 @@ sys.path.insert(0, snakemake.scriptdir + "/..")
 
 import logging  # noqa: E402
 
-from fgbg.data_figures import plot_layout, save  # noqa: E402
+from fgbg.data_figures import DPI, plot_layout  # noqa: E402
+from fgbg.figures import save  # noqa: E402
 from fgbg.logs import log_to_file  # noqa: E402
 from fgbg.store import open_split  # noqa: E402
 
@@ -16,6 +17,8 @@ log_to_file(snakemake.log[0])
 
 stores = dict(zip(snakemake.params.scenarios, snakemake.input.stores, strict=True))
 save(
-    plot_layout({name: open_split(path) for name, path in stores.items()}), snakemake.output.figure
+    plot_layout({name: open_split(path) for name, path in stores.items()}),
+    snakemake.output.figure,
+    dpi=DPI,
 )
 logging.info("wrote %s", snakemake.output.figure)
