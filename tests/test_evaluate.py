@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from eval_helpers import Constant, StandIn, clean_split, stand_in
-from fgbg.evaluate import cell_scores, evaluate, predict, traverse
+from eval_helpers import Constant, StandIn, clean_split, evaluate_model, stand_in
+from fgbg.evaluate import cell_scores, model_outputs, traverse
 
 
 def test_cell_scores_are_means_over_cell_pixels():
@@ -19,7 +19,7 @@ def test_cell_scores_are_means_over_cell_pixels():
 
 def test_reconstructing_the_clean_foreground_is_perfect_everywhere():
     data = clean_split("x90_20", n=120)
-    tables = evaluate(stand_in(data, shift=0.0), data, threshold=0.5, batch_size=50)
+    tables = evaluate_model(stand_in(data, shift=0.0), data, threshold=0.5, batch_size=50)
     rates = tables["rates"].set_index("stratum")
     for suffix in ("", "_z2_off"):
         assert (rates[f"tpr{suffix}"] == 1).all() and (rates[f"fpr{suffix}"] == 0).all()
@@ -34,7 +34,7 @@ def test_reconstructing_the_clean_foreground_is_perfect_everywhere():
 def test_z2_off_decodes_without_the_background_latent():
     data = clean_split("x90", n=40)
     # z2 pushes every pixel's logit up by 5000 * mean block intensity: everything reads "on"
-    out = predict(stand_in(data, shift=5000.0), data["images"].values, batch_size=16)
+    out = model_outputs(stand_in(data, shift=5000.0), data["images"].values, batch_size=16)
     images = data["images"].values.astype(float)
     has_ink = images.reshape(40, -1).mean(axis=1) > 0
     assert (out["foreground"][has_ink] > 0.99).all()
@@ -44,7 +44,7 @@ def test_z2_off_decodes_without_the_background_latent():
 
 def test_baseline_without_background_branch():
     data = clean_split("x90", n=30)
-    tables = evaluate(stand_in(data, dual=False), data, threshold=0.5)
+    tables = evaluate_model(stand_in(data, dual=False), data, threshold=0.5)
     cells = tables["cells"]
     assert (cells["score"] == cells["score_z2_off"]).all()
     assert "background" not in set(tables["latent"]["latent"])
@@ -53,15 +53,15 @@ def test_baseline_without_background_branch():
 
 def test_constant_model_has_auroc_one_half():
     data = clean_split("x90", n=60)
-    rates = evaluate(Constant(data["cell_mask"].values), data, threshold=0.5)["rates"]
+    rates = evaluate_model(Constant(data["cell_mask"].values), data, threshold=0.5)["rates"]
     assert (rates["auroc"] == 0.5).all() and (rates["tpr"] == 0).all()  # 0.5 is not > 0.5
 
 
 def test_evaluation_is_deterministic():
     data = clean_split("x90", n=30)
     model = stand_in(data, shift=3.0)
-    a = evaluate(model, data, 0.5)
-    b = evaluate(model, data, 0.5)
+    a = evaluate_model(model, data, 0.5)
+    b = evaluate_model(model, data, 0.5)
     for name in ("cells", "rates", "latent"):
         assert a[name].equals(b[name])
 
@@ -95,7 +95,7 @@ def test_real_models_run_through_the_evaluation(model_type):
     models = pytest.importorskip("fgbg.models")
     data = clean_split("x90_20", n=20)
     model = models.build_model({"type": model_type}, 60, 60)
-    tables = evaluate(model, data, 0.5)
+    tables = evaluate_model(model, data, 0.5)
     assert len(tables["cells"]) == 200
     assert tables["rates"]["stratum"].tolist()[:5] == [
         "outside",

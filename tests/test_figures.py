@@ -39,7 +39,7 @@ def test_training_curves(tmp_path, dual):
     if dual:
         history = history.assign(kl_z1=[1, 0.5, 0.4], ll_bg=[-0.9, -0.7, -0.6], kl_z2=[0.1] * 3)
         history = history.assign(
-            test_loss=[3.1, 2.2, 1.7], test_ll_fg=[-2, -1.6, -1.2], test_kl_z1=[1, 0.6, 0.5]
+            val_loss=[3.1, 2.2, 1.7], val_ll_fg=[-2, -1.6, -1.2], val_kl_z1=[1, 0.6, 0.5]
         )
     else:
         history = history.assign(kl_z=[1, 0.5, 0.4])

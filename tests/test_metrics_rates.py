@@ -109,6 +109,7 @@ def test_rates_recomputed_from_the_cells_table_with_pandas():
         "score_z2_off",
         "stratum",
         "disks",
+        "novel",
     ]
     assert set(cells["disks"]) == {"none", "0"}
     assert isinstance(cells, pd.DataFrame)

@@ -50,13 +50,13 @@ def history_without_time(path):
 
 def test_outputs_and_falling_loss(tmp_path):
     history = train(
-        tiny_images(), DUAL, TRAINING, seed=0, out_dir=tmp_path, test_images=tiny_images(16, seed=1)
+        tiny_images(), DUAL, TRAINING, seed=0, out_dir=tmp_path, val_images=tiny_images(16, seed=1)
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["history.csv", "model.pt", "run.json"]
     table = pd.read_csv(tmp_path / "history.csv")
     assert list(table.columns) == [
         "epoch", "loss", "ll_fg", "kl_z1", "ll_bg", "kl_z2",
-        "test_loss", "test_ll_fg", "test_kl_z1", "test_ll_bg", "test_kl_z2", "seconds",
+        "val_loss", "val_ll_fg", "val_kl_z1", "val_ll_bg", "val_kl_z2", "seconds",
     ]  # fmt: skip
     assert table["epoch"].tolist() == [1, 2, 3, 4] and len(history) == 4
     assert table["loss"].iloc[-1] < table["loss"].iloc[0]
@@ -64,7 +64,7 @@ def test_outputs_and_falling_loss(tmp_path):
     assert run["device"] == "cpu" and run["seed"] == 0 and run["threads"] >= 1
     assert set(run["versions"]) == {"python", "torch", "numpy"}
     assert run["training"]["batch_size"] == 16 and run["model"]["fg_channels"] == [8, 16]
-    assert run["wall_seconds"] > 0 and run["n_train"] == 48 and run["n_test"] == 16
+    assert run["wall_seconds"] > 0 and run["n_train"] == 48 and run["n_val"] == 16
 
 
 def test_two_cpu_runs_are_identical(tmp_path):

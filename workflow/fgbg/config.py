@@ -47,14 +47,16 @@ def load_schema() -> dict:
 
 
 def schema_defaults(section: str) -> dict:
-    """The schema's defaults of one section's keys: `training`, or `models` (per variant).
+    """The schema's defaults of one section's keys: `training`, or `models` / `references`
+    (per variant).
 
     The single home of these defaults; code that runs without the workflow (tests,
     notebooks) fills its configs from here too.
     """
     schema = load_schema()["properties"][section]
-    properties = schema["additionalProperties" if section == "models" else "properties"]
-    if section == "models":
+    named = section in ("models", "references")
+    properties = schema["additionalProperties" if named else "properties"]
+    if named:
         properties = properties["properties"]
     return {k: copy.deepcopy(v["default"]) for k, v in properties.items() if "default" in v}
 
@@ -142,6 +144,11 @@ def check_semantics(config: dict) -> None:
             raise ConfigError(
                 f"cells.positions[{j}]",
                 f"cell at {list(b)} overlaps cell {i} at {list(a)}",
+            )
+    for name in config["references"]:
+        if name in config["models"]:
+            raise ConfigError(
+                f"references.{name}", "a model has the same name (results share one namespace)"
             )
     for name, model in config["models"].items():
         pool = model.get("pool_size")

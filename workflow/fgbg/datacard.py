@@ -17,6 +17,7 @@ import numpy as np
 
 from fgbg.generate import active_cover, active_disk_cover, pixel_cell_index
 from fgbg.layout import overlaps
+from fgbg.novelty import novelty_facts, seen_in
 
 PIXEL_CLASSES = ("empty", "cell_only", "disk_only", "cell_in_active_disk")
 
@@ -82,8 +83,21 @@ def layout_facts(ds) -> dict:
     }
 
 
+def held_out_novelty(splits: dict) -> dict:
+    """For every split but train: how many of its images occur verbatim in train."""
+    train = splits["train"]["images"].values
+    facts = {}
+    for name, ds in splits.items():
+        if name != "train":
+            overlap = overlaps(ds["cell_mask"].values > 0, ds["disk_mask"].values > 0)
+            seen = seen_in(train, ds["images"].values)
+            facts[name] = novelty_facts(seen, overlap, ds["disk_active"].values)
+    return facts
+
+
 def data_card(splits: dict, scenario: str) -> dict:
-    """The card of a scenario from its opened splits ({"train": ds, "test": ds})."""
+    """The card of one data replicate of a scenario from its opened splits
+    ({"train": ds, "val": ds, "test": ds})."""
     first = next(iter(splits.values()))
     return {
         "scenario": scenario,
@@ -97,4 +111,5 @@ def data_card(splits: dict, scenario: str) -> dict:
         "seed": first.attrs["seed"],
         "layout": layout_facts(first),
         "splits": {name: measure_split(ds) for name, ds in splits.items()},
+        "identical_to_a_training_image": held_out_novelty(splits),
     }

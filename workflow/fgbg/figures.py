@@ -97,17 +97,15 @@ ELBOS = {
 
 def training_curves(history: pd.DataFrame, title: str = ""):
     """Loss, each ELBO and each KL term per epoch, one panel each (training set solid,
-    held-out test set dashed when the history has it)."""
+    validation split dashed when the history has it)."""
     panels = {"loss": "loss (minimised)"}
     for name, (ll, kls) in ELBOS.items():
         kl = next((k for k in kls if k in history), None)
         if ll not in history or kl is None:
             continue
         history = history.assign(**{name: history[ll] - history[kl]})
-        if f"test_{ll}" in history and f"test_{kl}" in history:
-            history = history.assign(
-                **{f"test_{name}": history[f"test_{ll}"] - history[f"test_{kl}"]}
-            )
+        if f"val_{ll}" in history and f"val_{kl}" in history:
+            history = history.assign(**{f"val_{name}": history[f"val_{ll}"] - history[f"val_{kl}"]})
         panels[name] = name
     panels |= {c: f"KL term {c[3:]}" for c in history.columns if c.startswith("kl_")}
     fig, axes = plt.subplots(
@@ -115,9 +113,14 @@ def training_curves(history: pd.DataFrame, title: str = ""):
     )
     for ax, (column, name) in zip(axes[0], panels.items(), strict=True):
         ax.plot(history["epoch"], history[column], "-o", color="0.1", ms=3, label="train")
-        if f"test_{column}" in history:
+        if f"val_{column}" in history:
             ax.plot(
-                history["epoch"], history[f"test_{column}"], "--s", color="0.55", ms=3, label="test"
+                history["epoch"],
+                history[f"val_{column}"],
+                "--s",
+                color="0.55",
+                ms=3,
+                label="validation",
             )
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("epoch")
@@ -127,54 +130,124 @@ def training_curves(history: pd.DataFrame, title: str = ""):
     return fig
 
 
-def summary_figure(summary: pd.DataFrame, metrics=("tpr", "fpr", "auroc"), strata=STRATA):
-    """Bars: mean over seeds per stratum (x), model (shade), scenario (column) and metric
-    (row); error bars: 95 % t-interval across seeds."""
-    scenarios = list(dict.fromkeys(summary["scenario"]))
-    models = list(dict.fromkeys(summary["model"]))
-    fig, axes = plt.subplots(
-        len(metrics),
-        len(scenarios),
-        figsize=(3.4 * len(scenarios) + 0.6, 2.6 * len(metrics) + 0.6),
+def _grouped_bars(ax, table: pd.DataFrame, x_key: str, x_values: list, series: list[str]):
+    """Bars of `mean` with 95 % CI error bars: one group per x value, one shade per entry
+    of `series` (the `model` column), NaN left empty."""
+    width = 0.8 / max(len(series), 1)
+    shades = np.linspace(0.15, 0.75, max(len(series), 1))
+    for m, (name, shade) in enumerate(zip(series, shades, strict=True)):
+        rows = table[table["model"] == name].set_index(x_key).reindex(x_values)
+        x = np.arange(len(x_values)) + (m - (len(series) - 1) / 2) * width
+        err = np.vstack([rows["mean"] - rows["ci95_low"], rows["ci95_high"] - rows["mean"]])
+        ax.bar(
+            x,
+            rows["mean"],
+            width,
+            color=str(shade),
+            edgecolor="black",
+            lw=0.5,
+            label=name,
+            yerr=np.nan_to_num(err),
+            capsize=2,
+        )
+    ax.set_ylim(0, 1.05)
+    ax.set_xticks(np.arange(len(x_values)))
+
+
+def _grid(rows: int, columns: int, width: float = 3.4, height: float = 2.6):
+    return plt.subplots(
+        rows,
+        columns,
+        figsize=(width * columns + 0.6, height * rows + 0.6),
         squeeze=False,
         layout="constrained",
         sharey=True,
     )
-    width = 0.8 / max(len(models), 1)
-    shades = np.linspace(0.15, 0.75, max(len(models), 1))
+
+
+def summary_figure(summary: pd.DataFrame, metrics=("tpr", "fpr", "auroc"), strata=STRATA):
+    """Bars: mean over seeds per stratum (x), method (shade), scenario (column) and metric
+    (row); error bars: 95 % t-interval across seeds."""
+    scenarios = list(dict.fromkeys(summary["scenario"]))
+    models = list(dict.fromkeys(summary["model"]))
+    fig, axes = _grid(len(metrics), len(scenarios))
     for i, metric in enumerate(metrics):
         for j, scenario in enumerate(scenarios):
             ax = axes[i, j]
-            for m, (model, shade) in enumerate(zip(models, shades, strict=True)):
-                rows = summary[
-                    (summary["scenario"] == scenario)
-                    & (summary["model"] == model)
-                    & (summary["metric"] == metric)
-                ].set_index("stratum")
-                rows = rows.reindex(list(strata))
-                x = np.arange(len(strata)) + (m - (len(models) - 1) / 2) * width
-                err = np.vstack([rows["mean"] - rows["ci95_low"], rows["ci95_high"] - rows["mean"]])
-                ax.bar(
-                    x,
-                    rows["mean"],
-                    width,
-                    color=str(shade),
-                    edgecolor="black",
-                    lw=0.5,
-                    label=model,
-                    yerr=np.nan_to_num(err),
-                    capsize=2,
-                )
-            ax.set_ylim(0, 1.05)
-            ax.set_xticks(np.arange(len(strata)))
+            rows = summary[(summary["scenario"] == scenario) & (summary["metric"] == metric)]
+            _grouped_bars(ax, rows, "stratum", list(strata), models)
             ax.set_xticklabels([s.replace("_", "\n", 1) for s in strata], fontsize=7)
             if i == 0:
                 ax.set_title(f"scenario {scenario}", fontsize=9)
             if j == 0:
                 ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    axes[0, -1].legend(fontsize=7, title="model", title_fontsize=7)
+    axes[0, -1].legend(fontsize=7, title="method", title_fontsize=7)
     _suptitle(
         fig, "Per-cell detection on the test split, by stratum: mean over seeds, 95 % CI error bars"
+    )
+    return fig
+
+
+SEPARATION_PANELS = (
+    ("inside_bg_on", "auroc", "AUROC, cells under an active disk"),
+    ("inside_bg_on", "fpr", "FPR at the threshold, cells under an active disk"),
+    ("active_disks", "leakage", "leakage: foreground on active-disk pixels without a cell"),
+)
+
+
+def separation_figure(summary: pd.DataFrame, panels=SEPARATION_PANELS):
+    """Every method (x) side by side per scenario (column) on the separation questions
+    (rows): are cells under an active disk told apart, are they called on regardless, how
+    much of the disk is in the foreground output. Means over seeds, 95 % CI."""
+    scenarios = list(dict.fromkeys(summary["scenario"]))
+    models = list(dict.fromkeys(summary["model"]))
+    fig, axes = _grid(len(panels), len(scenarios), width=0.55 * len(models) + 1.2)
+    for i, (stratum, metric, label) in enumerate(panels):
+        for j, scenario in enumerate(scenarios):
+            ax = axes[i, j]
+            rows = summary[
+                (summary["scenario"] == scenario)
+                & (summary["stratum"] == stratum)
+                & (summary["metric"] == metric)
+            ].assign(x=lambda t: t["model"])
+            for model in models:  # one bar per method: x and shade both name the method
+                _grouped_bars(ax, rows[rows["model"] == model], "x", models, [model])
+            ax.set_xticklabels(models, fontsize=7, rotation=45, ha="right")
+            if i == 0:
+                ax.set_title(f"scenario {scenario}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel("\n".join(textwrap.wrap(label, 28)), fontsize=8)
+    _suptitle(fig, "Separation on the test split, every method: mean over seeds, 95 % CI")
+    return fig
+
+
+def cells_figure(cells: pd.DataFrame, stratum: str = "inside_bg_on", metrics=("fpr", "auroc")):
+    """Per-cell rates in one stratum (summary_cells.csv): cells (x, labelled with their
+    disk coverage, fully covered first) by method (shade), per scenario (column)."""
+    cells = cells[cells["stratum"] == stratum]
+    scenarios = list(dict.fromkeys(cells["scenario"]))
+    models = list(dict.fromkeys(cells["model"]))
+    widest = max((cells[cells["scenario"] == s]["cell"].nunique() for s in scenarios), default=1)
+    fig, axes = _grid(len(metrics), len(scenarios), width=0.5 * widest * len(models) / 3 + 1.5)
+    for j, scenario in enumerate(scenarios):
+        here = cells[cells["scenario"] == scenario]
+        coverage = here.groupby("cell")["disk_coverage"].first().sort_values(ascending=False)
+        labels = [f"{k}\n{'full' if c >= 1 else f'{100 * c:.0f} %'}" for k, c in coverage.items()]
+        for i, metric in enumerate(metrics):
+            ax = axes[i, j]
+            _grouped_bars(ax, here[here["metric"] == metric], "cell", list(coverage.index), models)
+            ax.set_xticklabels(labels, fontsize=7)
+            if i == 0:
+                ax.set_title(f"scenario {scenario}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+            if i == len(metrics) - 1:
+                ax.set_xlabel("cell (share of its pixels inside a disk)", fontsize=8)
+    axes[0, -1].legend(fontsize=7, title="method", title_fontsize=7)
+    _suptitle(
+        fig,
+        f"Per-cell rates in {stratum} on the test split, fully and partially covered cells "
+        "apart: mean over seeds, 95 % CI",
     )
     return fig
 

@@ -9,6 +9,8 @@ on the config, the data seed, the scenario name and the split only: not on `chun
 
 which is the child `(scenario_key, split, b)` of `SeedSequence(seed)` as `spawn` would give
 it: streams of different scenarios, splits and blocks are independent by construction.
+`seed` is the data seed, or [data seed, replicate] for the per-seed data replicates
+(`data_seed`): each replicate is an independent draw of the whole scenario.
 Within a block the draws come in a fixed order: cell uniforms (block, cell), disk uniforms
 (block, disk), then standard normals for the noisy pixels (block, pixel).
 """
@@ -23,7 +25,7 @@ import numpy as np
 from fgbg.layout import scenario_masks
 
 BLOCK_SIZE = 100  # images per random stream; part of the data identity, like the seed
-SPLIT_KEYS = {"train": 0, "test": 1}
+SPLIT_KEYS = {"train": 0, "test": 1, "val": 2}
 
 
 def scenario_key(name: str) -> int:
@@ -31,7 +33,13 @@ def scenario_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little")
 
 
-def block_stream(seed: int, scenario: str, split: str, block: int) -> np.random.Generator:
+def data_seed(base: int, replicate: int | None) -> int | list[int]:
+    """The entropy of one data replicate: `base` itself (the one shared dataset), or
+    [base, replicate] (an independent dataset per training seed)."""
+    return base if replicate is None else [base, replicate]
+
+
+def block_stream(seed, scenario: str, split: str, block: int) -> np.random.Generator:
     key = (scenario_key(scenario), SPLIT_KEYS[split], block)
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
 
@@ -130,7 +138,7 @@ class Sampler:
             disk_active=disk_active.astype(np.uint8),
         )
 
-    def generate(self, seed: int, scenario: str, split: str, start: int, stop: int) -> Batch:
+    def generate(self, seed, scenario: str, split: str, start: int, stop: int) -> Batch:
         """Images `start:stop` of the split, the same whatever range they are asked in."""
         first, last = start // BLOCK_SIZE, (stop - 1) // BLOCK_SIZE
         blocks = [
@@ -141,7 +149,7 @@ class Sampler:
         return Batch(*(np.concatenate([getattr(b, f) for b in blocks])[window] for f in _FIELDS))
 
 
-def iter_split(params: dict, seed: int, scenario: str, split: str, n: int, chunk_size: int):
+def iter_split(params: dict, seed, scenario: str, split: str, n: int, chunk_size: int):
     """Yield (start, Batch) for consecutive chunks of `chunk_size` images (the last may be
     shorter); memory is bounded by one chunk."""
     sampler = Sampler(params)

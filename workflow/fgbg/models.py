@@ -38,6 +38,8 @@ background_entropy_weight: 1 (its 20 epochs of batch 5 are training settings).
 
 Every model has `encode(x) -> {name: (mu, logvar)}` (ordered: concatenating the blocks in
 key order gives all latent dimensions), `decode(latents) -> {"foreground": ..., ...}`,
+`foreground_layer(x, switched_off=())` (what the evaluation scores; the dual model also
+`background_branch(x)`),
 and `loss_terms(x, generator) -> {"loss", "ll_fg", "kl_<latent>", ...}` (batch means;
 `ce_z2`, `entropy_z2` when the KL is split, `decoder_l2` when that penalty is on).
 """
@@ -193,6 +195,17 @@ class _VAEBase(nn.Module):
             terms["loss"] = terms["loss"] + terms["decoder_l2"]
         return terms
 
+    def foreground_mean(self, output):
+        """The foreground decoder's mean image from its raw output (logits for Bernoulli)."""
+        return output if self.config["likelihood"] == "gaussian" else torch.sigmoid(output)
+
+    def foreground_layer(self, x, switched_off=()):
+        """The foreground output the evaluation scores: the decoded mean at the posterior
+        means, with the latent blocks named in `switched_off` set to zero."""
+        means = {name: mu for name, (mu, _logvar) in self.encode(x).items()}
+        means |= {name: torch.zeros_like(means[name]) for name in switched_off}
+        return self.foreground_mean(self.decode(means)["foreground"])
+
     def sample(self, posteriors, generator=None):
         return {
             key: reparameterise(mu, logvar, generator) for key, (mu, logvar) in posteriors.items()
@@ -225,6 +238,11 @@ class DualVAE(_VAEBase):
         c = self.config
         block_mean = F.avg_pool2d(x, c["pool_size"])
         return torch.sigmoid(c["target_sharpness"] * (block_mean - 0.5))
+
+    def background_branch(self, x):
+        """(the background decoder's Bernoulli mean of g(x) at the posterior means, g(x))."""
+        means = {name: mu for name, (mu, _logvar) in self.encode(x).items()}
+        return torch.sigmoid(self.decode(means)["background"]), self.background_target(x)
 
     def loss_terms(self, x, generator=None):
         posteriors = self.encode(x)

@@ -41,13 +41,13 @@ SAMPLE_VARIABLES = {
 }
 
 
-def split_attrs(params: dict, *, scenario: str, split: str, seed: int, n: int) -> dict:
+def split_attrs(params: dict, *, scenario: str, split: str, seed, n: int) -> dict:
     """Every fact needed to regenerate the split's bytes (JSON-serialisable)."""
     return {
         "scenario": scenario,
         "split": split,
         "n": int(n),
-        "seed": int(seed),
+        "seed": seed if isinstance(seed, int) else [int(v) for v in seed],
         "generation": params,
         "random_stream": {
             "bit_generator": "PCG64",
@@ -76,7 +76,7 @@ def _dataset(batch, cell_mask, disk_mask, attrs=None) -> xr.Dataset:
 
 
 def write_split(
-    path, params: dict, *, scenario: str, split: str, seed: int, n: int, chunk_size: int
+    path, params: dict, *, scenario: str, split: str, seed, n: int, chunk_size: int
 ) -> Path:
     """Generate `n` images of a split and write them to the Zarr store `path` atomically."""
     path = Path(path)

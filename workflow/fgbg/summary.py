@@ -1,6 +1,9 @@
 """Aggregate the per-run tables across seeds: mean, sd and a t-interval per cell of the table.
 
-Reads only per-run tables (rates.csv, latent.csv); knows nothing of models or training.
+Reads only per-run tables (rates.csv, separation.csv, cell_rates.csv, latent.csv); knows
+nothing of models or training. Every interval of a quantity bounded by [0, 1] (rates, AUROC,
+AP, leakage, probe scores, MAE) is clipped to [0, 1]: the t-interval is symmetric, so near 0
+or 1 with few seeds it would otherwise run past the possible values.
 """
 
 from __future__ import annotations
@@ -12,19 +15,23 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from fgbg.metrics.rates import RATE_COLUMNS, per_cell_rates, stratum_names
+from fgbg.metrics.rates import RATE_COLUMNS, STRATA, per_cell_rates, stratum_names
 
 RUN_KEYS = ("scenario", "model", "seed")
 RATE_METRICS = ("tpr", "fpr", "auroc", "balanced_accuracy")
 METRICS = (*RATE_METRICS, *(f"{m}_z2_off" for m in RATE_METRICS))
+SEPARATION_METRICS = ("leakage", "pixel_ap")
 STAT_COLUMNS = ("mean", "std", "ci95_low", "ci95_high", "n_seeds")
+# Every summarised metric lies in [0, 1] (its interval is clipped there) except these.
+UNBOUNDED = ("bce",)
 assert set(RATE_METRICS) <= set(RATE_COLUMNS)
 
 
-def t_interval(values: Iterable[float], level: float = 0.95) -> dict[str, float]:
+def t_interval(values: Iterable[float], level: float = 0.95, bounds=None) -> dict[str, float]:
     """Mean, sample sd and the two-sided t confidence interval of the non-NaN values.
 
-    n < 2 gives sd and interval NaN; n = 0 gives a NaN mean too.
+    n < 2 gives sd and interval NaN; n = 0 gives a NaN mean too. `bounds` (low, high): the
+    range the quantity cannot leave (a rate: 0 and 1); the interval is clipped to it.
     """
     v = np.asarray([x for x in values if not pd.isna(x)], dtype=np.float64)
     n = len(v)
@@ -39,13 +46,10 @@ def t_interval(values: Iterable[float], level: float = 0.95) -> dict[str, float]
         }
     std = float(v.std(ddof=1))
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)
-    return {
-        "mean": mean,
-        "std": std,
-        "ci95_low": mean - half,
-        "ci95_high": mean + half,
-        "n_seeds": n,
-    }
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return {"mean": mean, "std": std, "ci95_low": low, "ci95_high": high, "n_seeds": n}
 
 
 def read_runs(runs: Iterable[tuple[str, str, str, str]]) -> pd.DataFrame:
@@ -70,8 +74,12 @@ def _aggregate(long: pd.DataFrame, keys: list[str], orders: dict[str, list[str]]
     long = long.copy()
     for column, order in orders.items():
         long = _order(long, column, order)
+    metric_at = keys.index("metric")
     rows = [
-        {**dict(zip(keys, key, strict=True)), **t_interval(group["value"])}
+        {
+            **dict(zip(keys, key, strict=True)),
+            **t_interval(group["value"], bounds=None if key[metric_at] in UNBOUNDED else (0, 1)),
+        }
         for key, group in long.groupby(keys, sort=True, observed=True)
     ]
     out = pd.DataFrame(rows, columns=[*keys, *STAT_COLUMNS])
@@ -88,16 +96,54 @@ def stratum_order(strata: Iterable[str]) -> list[str]:
     return names + sorted(strata - set(names))
 
 
-def summarise_rates(rates: pd.DataFrame, scenarios: list[str], models: list[str]) -> pd.DataFrame:
-    """Tidy summary: one row per (scenario, model, stratum, metric) over seeds."""
-    long = rates.melt(id_vars=[*RUN_KEYS, "stratum"], value_vars=list(METRICS), var_name="metric")
+def summarise(rates, separation, scenarios: list[str], models: list[str]) -> pd.DataFrame:
+    """summary.csv: the rates per stratum, then the separation metrics per region (in the
+    `stratum` column), one row per (scenario, model, stratum, metric) over seeds."""
+    if separation is None:
+        separation = pd.DataFrame(columns=[*RUN_KEYS, "region", "metric", "value"])
+    long = pd.concat(
+        [
+            rates.melt(id_vars=[*RUN_KEYS, "stratum"], value_vars=list(METRICS), var_name="metric"),
+            separation.rename(columns={"region": "stratum"})[
+                [*RUN_KEYS, "stratum", "metric", "value"]
+            ],
+        ],
+        ignore_index=True,
+    )
+    regions = list(dict.fromkeys(separation["region"]))
     orders = {
         "scenario": scenarios,
         "model": models,
-        "stratum": stratum_order(long["stratum"].unique()),
-        "metric": list(METRICS),
+        "stratum": stratum_order(set(long["stratum"]) - set(regions)) + regions,
+        "metric": [*METRICS, *SEPARATION_METRICS],
     }
     return _aggregate(long, ["scenario", "model", "stratum", "metric"], orders)
+
+
+def summarise_rates(rates: pd.DataFrame, scenarios: list[str], models: list[str]) -> pd.DataFrame:
+    """The rates part of summary.csv alone."""
+    return summarise(rates, None, scenarios, models)
+
+
+def summarise_cells(cell_rates: pd.DataFrame, scenarios: list[str], models: list[str]):
+    """summary_cells.csv: per-cell rates over seeds, one row per (scenario, model, cell,
+    stratum, metric), with the cell's disk coverage."""
+    long = cell_rates.melt(
+        id_vars=[*RUN_KEYS, "cell", "stratum", "disk_coverage"],
+        value_vars=["tpr", "fpr", "auroc"],
+        var_name="metric",
+    )
+    long["cell"] = long["cell"].astype(str)
+    orders = {
+        "scenario": scenarios,
+        "model": models,
+        "cell": sorted(long["cell"].unique(), key=int),
+        "stratum": list(STRATA),
+        "metric": ["tpr", "fpr", "auroc"],
+    }
+    keys = ["scenario", "model", "cell", "stratum", "disk_coverage", "metric"]
+    out = _aggregate(long.assign(disk_coverage=long["disk_coverage"].round(6)), keys, orders)
+    return out.assign(cell=out["cell"].astype(int))
 
 
 def summarise_latent(latent: pd.DataFrame, scenarios: list[str], models: list[str]) -> pd.DataFrame:

@@ -103,15 +103,15 @@ def train(
     training_config: dict,
     seed: int,
     out_dir,
-    test_images: np.ndarray | None = None,
+    val_images: np.ndarray | None = None,
     threads: int | None = None,
     log: logging.Logger | None = None,
 ) -> list[dict]:
     """Train a model on `images` (N, H, W) and write model.pt, history.csv and run.json
     into `out_dir`; return the history (one dict per epoch).
 
-    `test_images` (held out) only add a test loss column to the history; they are never used
-    for any choice.
+    `val_images` (held out, the validation split) add a validation loss column per term to
+    the history (`val_*`), for choosing settings; the test split never reaches training.
     """
     log = log or logging.getLogger("fgbg.training")
     started = time.perf_counter()
@@ -157,7 +157,7 @@ def train(
             log.warning("ignoring %s: it belongs to another run", checkpoint_path)
 
     train_x = _to_device(images, device)
-    test_x = _to_device(test_images, device) if test_images is not None else None
+    val_x = _to_device(val_images, device) if val_images is not None else None
     n = len(train_x)
     log.info(
         "training %s on %d images of %d x %d, %d epochs, batch %d, device %s, %d threads",
@@ -189,8 +189,8 @@ def train(
         if not all(math.isfinite(v) for v in row.values()):
             bad = ", ".join(f"{k}={v}" for k, v in row.items() if not math.isfinite(v))
             raise TrainingError(f"non-finite loss in epoch {epoch}: {bad}; no model written")
-        if test_x is not None:
-            row.update({f"test_{k}": v for k, v in evaluate_loss(model, test_x, seed).items()})
+        if val_x is not None:
+            row.update({f"val_{k}": v for k, v in evaluate_loss(model, val_x, seed).items()})
         row["seconds"] = round(time.perf_counter() - tick, 4)
         history.append(row)
         log.info(
@@ -234,7 +234,7 @@ def train(
         "resumed_after_epoch": start_epoch - 1,
         "seed": seed,
         "n_train": n,
-        "n_test": 0 if test_x is None else len(test_x),
+        "n_val": 0 if val_x is None else len(val_x),
         "image_size": [height, width],
         "training": training_config,
         "model": model_config,

@@ -13,17 +13,29 @@ except ConfigError as error:
     sys.exit(1)
 
 SCENARIOS = list(config["scenarios"])
-MODELS = list(config["models"])
+MODELS = list(config["models"])  # trained
+REFERENCES = list(config["references"])  # no training: scored like the models
+METHODS = MODELS + REFERENCES
 SEEDS = [str(seed) for seed in config["seeds"]]
-# every training run as (scenario, model, seed), in config order
-RUNS = [(s, m, seed) for s in SCENARIOS for m in MODELS for seed in SEEDS]
+# every trained run and every evaluated run as (scenario, method, seed), in config order
+TRAIN_RUNS = [(s, m, seed) for s in SCENARIOS for m in MODELS for seed in SEEDS]
+RUNS = [(s, m, seed) for s in SCENARIOS for m in METHODS for seed in SEEDS]
+
+
+def replicate(seed):
+    """The data replicate a training seed uses: its own (per_seed) or the shared one."""
+    return f"seed{seed}" if config["data"]["replicates"] == "per_seed" else "shared"
+
+
+REPLICATES = list(dict.fromkeys(replicate(seed) for seed in SEEDS))
 
 
 wildcard_constraints:
     scenario="|".join(SCENARIOS),
-    model="|".join(MODELS),
+    model="|".join(METHODS),
     seed="|".join(SEEDS),
-    split="train|test",
+    replicate="|".join(REPLICATES),
+    split="train|val|test",
 
 
 def all_targets():
@@ -31,24 +43,56 @@ def all_targets():
 
 
 def data_targets():
-    return expand(
-        [
-            "results/data/{scenario}/train.zarr",
-            "results/data/{scenario}/test.zarr",
-            "results/data/{scenario}/card.json",
-            "results/figures/data/samples_{scenario}.png",
-        ],
-        scenario=SCENARIOS,
-    ) + ["results/figures/data/layout.png"]
+    return (
+        expand(
+            "results/data/{scenario}/{replicate}/{name}",
+            scenario=SCENARIOS,
+            replicate=REPLICATES,
+            name=["train.zarr", "val.zarr", "test.zarr", "card.json"],
+        )
+        + expand("results/figures/data/samples_{scenario}.png", scenario=SCENARIOS)
+        + ["results/figures/data/layout.png"]
+    )
+
+
+def split_store(split):
+    """Input function: the `split` store of the job's scenario and seed's data replicate."""
+
+    def path(wildcards):
+        return f"results/data/{wildcards.scenario}/{replicate(wildcards.seed)}/{split}.zarr"
+
+    return path
+
+
+def data_seed(wildcards):
+    """The generator entropy of a replicate (fgbg.generate.data_seed)."""
+    base = config["data"]["seed"]
+    return (
+        base
+        if wildcards.replicate == "shared"
+        else [base, int(wildcards.replicate[4:])]
+    )
+
+
+def first_replicate_store(scenario, split="train"):
+    return f"results/data/{scenario}/{REPLICATES[0]}/{split}.zarr"
 
 
 def model_targets():
-    return expand(
-        "results/models/{scenario}/{model}/seed{seed}/model.pt",
-        scenario=SCENARIOS,
-        model=MODELS,
-        seed=SEEDS,
-    )
+    return [f"results/models/{s}/{m}/seed{seed}/model.pt" for s, m, seed in TRAIN_RUNS]
+
+
+def evaluate_inputs(wildcards):
+    """A trained model's weights, or nothing for a reference method."""
+    if wildcards.model in MODELS:
+        return {
+            "model": f"results/models/{wildcards.scenario}/{wildcards.model}/seed{wildcards.seed}/model.pt"
+        }
+    return {}
+
+
+def method_config(name):
+    return config["models"][name] if name in MODELS else config["references"][name]
 
 
 def train_gpus(wildcards):
@@ -63,17 +107,20 @@ def result_targets():
             "results/summary.csv",
             "results/summary_wide.csv",
             "results/summary_latent.csv",
+            "results/summary_cells.csv",
             "results/findings.csv",
             "results/figures/summary.png",
+            "results/figures/separation.png",
+            "results/figures/cells_inside_bg_on.png",
         ]
         + expand(
             "results/figures/cell_map_{scenario}_{model}.png",
             scenario=SCENARIOS,
-            model=MODELS,
+            model=METHODS,
         )
         + [
             f"results/figures/{s}/{m}/seed{seed}/{figure}.png"
-            for s, m, seed in RUNS
+            for s, m, seed in TRAIN_RUNS
             for figure in ("reconstruction", "traversal", "training_curves")
         ]
     )
@@ -100,9 +147,4 @@ def seed_tables(name):
 
 
 def is_dual(model):
-    return config["models"][model]["type"] == "dual"
-
-
-def dual_model():
-    """The first dual model in the config (the one the thesis findings test), or None."""
-    return next((m for m in MODELS if is_dual(m)), None)
+    return model in MODELS and config["models"][model]["type"] == "dual"

@@ -5,20 +5,24 @@ localrules:
 
 rule generate_data:
     output:
-        train=directory("results/data/{scenario}/train.zarr"),
-        test=directory("results/data/{scenario}/test.zarr"),
-        card="results/data/{scenario}/card.json",
+        train=directory("results/data/{scenario}/{replicate}/train.zarr"),
+        val=directory("results/data/{scenario}/{replicate}/val.zarr"),
+        test=directory("results/data/{scenario}/{replicate}/test.zarr"),
+        card="results/data/{scenario}/{replicate}/card.json",
     log:
-        "results/logs/generate_data/{scenario}.log",
+        "results/logs/generate_data/{scenario}/{replicate}.log",
     benchmark:
-        "results/benchmarks/generate_data/{scenario}.tsv"
+        "results/benchmarks/generate_data/{scenario}/{replicate}.tsv"
     conda:
         "../../envs/data.yaml"
     params:
         generation=lambda wc: scenario_params(config, wc.scenario),
-        seed=config["data"]["seed"],
-        n_train=config["data"]["n_train"],
-        n_test=config["data"]["n_test"],
+        seed=data_seed,
+        sizes={
+            "train": config["data"]["n_train"],
+            "val": config["data"]["n_val"],
+            "test": config["data"]["n_test"],
+        },
         chunk_size=config["data"]["chunk_size"],
     script:
         "../scripts/generate_data.py"
@@ -26,7 +30,7 @@ rule generate_data:
 
 rule data_samples_figure:
     input:
-        store="results/data/{scenario}/train.zarr",
+        store=lambda wc: first_replicate_store(wc.scenario),
     output:
         figure=report(
             "results/figures/data/samples_{scenario}.png",
@@ -46,7 +50,7 @@ rule data_samples_figure:
 
 rule data_layout_figure:
     input:
-        stores=expand("results/data/{scenario}/train.zarr", scenario=SCENARIOS),
+        stores=[first_replicate_store(s) for s in SCENARIOS],
     output:
         figure=report(
             "results/figures/data/layout.png",

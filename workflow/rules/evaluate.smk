@@ -1,10 +1,13 @@
 rule evaluate:
     input:
-        model="results/models/{scenario}/{model}/seed{seed}/model.pt",
-        test="results/data/{scenario}/test.zarr",
+        unpack(evaluate_inputs),
+        train=split_store("train"),
+        test=split_store("test"),
     output:
         cells="results/eval/{scenario}/{model}/seed{seed}/cells.csv",
         rates="results/eval/{scenario}/{model}/seed{seed}/rates.csv",
+        cell_rates="results/eval/{scenario}/{model}/seed{seed}/cell_rates.csv",
+        separation="results/eval/{scenario}/{model}/seed{seed}/separation.csv",
         latent="results/eval/{scenario}/{model}/seed{seed}/latent.csv",
         info="results/eval/{scenario}/{model}/seed{seed}/eval.json",
     log:
@@ -15,6 +18,7 @@ rule evaluate:
         "../../envs/training.yaml"
     threads: 1
     params:
+        method=lambda wc: method_config(wc.model),
         threshold=config["evaluation"]["threshold"],
         batch_size=250,
         probe_seed=0,

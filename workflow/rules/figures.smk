@@ -1,13 +1,15 @@
 localrules:
     training_curves,
     summary_figure,
+    separation_figure,
+    cells_figure,
     cell_map,
 
 
 rule run_figures:
     input:
         model="results/models/{scenario}/{model}/seed{seed}/model.pt",
-        test="results/data/{scenario}/test.zarr",
+        test=split_store("test"),
     output:
         reconstruction=report(
             "results/figures/{scenario}/{model}/seed{seed}/reconstruction.png",
@@ -62,7 +64,7 @@ rule training_curves:
 
 rule summary_figure:
     input:
-        summary="results/summary.csv",
+        table="results/summary.csv",
     output:
         figure=report(
             "results/figures/summary.png",
@@ -74,6 +76,48 @@ rule summary_figure:
         "results/logs/summary_figure.log",
     conda:
         "../../envs/plotting.yaml"
+    params:
+        figure="summary_figure",
+    script:
+        "../scripts/plot_summary.py"
+
+
+rule separation_figure:
+    input:
+        table="results/summary.csv",
+    output:
+        figure=report(
+            "results/figures/separation.png",
+            caption="../report/separation_figure.rst",
+            category="Results",
+            labels={"result": "separation figure"},
+        ),
+    log:
+        "results/logs/separation_figure.log",
+    conda:
+        "../../envs/plotting.yaml"
+    params:
+        figure="separation_figure",
+    script:
+        "../scripts/plot_summary.py"
+
+
+rule cells_figure:
+    input:
+        table="results/summary_cells.csv",
+    output:
+        figure=report(
+            "results/figures/cells_inside_bg_on.png",
+            caption="../report/cells_figure.rst",
+            category="Results",
+            labels={"result": "per-cell rates under active disks"},
+        ),
+    log:
+        "results/logs/cells_figure.log",
+    conda:
+        "../../envs/plotting.yaml"
+    params:
+        figure="cells_figure",
     script:
         "../scripts/plot_summary.py"
 
@@ -81,7 +125,7 @@ rule summary_figure:
 rule cell_map:
     input:
         cells=seed_tables("cells.csv"),
-        test="results/data/{scenario}/test.zarr",
+        test=lambda wc: first_replicate_store(wc.scenario, "test"),
     output:
         figure=report(
             "results/figures/cell_map_{scenario}_{model}.png",

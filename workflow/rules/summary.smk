@@ -6,6 +6,8 @@ localrules:
 rule summary:
     input:
         rates=run_tables("rates.csv"),
+        separation=run_tables("separation.csv"),
+        cell_rates=run_tables("cell_rates.csv"),
         latent=run_tables("latent.csv"),
     output:
         summary=report(
@@ -20,6 +22,12 @@ rule summary:
             category="Results",
             labels={"result": "summary (scenarios side by side)"},
         ),
+        cells=report(
+            "results/summary_cells.csv",
+            caption="../report/summary_cells.rst",
+            category="Results",
+            labels={"result": "per-cell rates"},
+        ),
         latent=report(
             "results/summary_latent.csv",
             caption="../report/summary_latent.rst",
@@ -33,15 +41,15 @@ rule summary:
     params:
         runs=RUNS,
         scenarios=SCENARIOS,
-        models=MODELS,
+        models=METHODS,
     script:
         "../scripts/summarise.py"
 
 
 rule findings:
     input:
-        summary="results/summary.csv",
-        latent="results/summary_latent.csv",
+        rates=run_tables("rates.csv"),
+        latent=run_tables("latent.csv"),
     output:
         findings=report(
             "results/findings.csv",
@@ -54,7 +62,9 @@ rule findings:
     conda:
         "../../envs/plotting.yaml"
     params:
-        model=dual_model(),
+        runs=RUNS,
+        methods=METHODS,
+        dual=[m for m in MODELS if is_dual(m)],
         scenarios=config["scenarios"],
     script:
         "../scripts/findings.py"

@@ -1,7 +1,7 @@
 rule train:
     input:
-        train="results/data/{scenario}/train.zarr",
-        test="results/data/{scenario}/test.zarr",
+        train=split_store("train"),
+        val=split_store("val"),
     output:
         model="results/models/{scenario}/{model}/seed{seed}/model.pt",
         history="results/models/{scenario}/{model}/seed{seed}/history.csv",

@@ -1,4 +1,5 @@
-"""Generate one scenario's train and test stores and its data card (rule generate_data)."""
+"""Generate one data replicate of a scenario: train, val and test stores and the data card
+(rule generate_data)."""
 
 # ruff: noqa: F821 (snakemake is injected by Snakemake's script directive)
 
@@ -19,7 +20,7 @@ log = logging.getLogger("generate_data")
 
 scenario = snakemake.wildcards.scenario
 params = snakemake.params
-sizes = {"train": params.n_train, "test": params.n_test}
+sizes = params.sizes
 for split, n in sizes.items():
     started = time.perf_counter()
     path = write_split(

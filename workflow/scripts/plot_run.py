@@ -10,7 +10,7 @@ import logging  # noqa: E402
 
 import torch  # noqa: E402
 from fgbg import figures  # noqa: E402
-from fgbg.evaluate import predict, traverse  # noqa: E402
+from fgbg.evaluate import model_outputs, traverse  # noqa: E402
 from fgbg.logs import log_to_file  # noqa: E402
 from fgbg.store import open_split  # noqa: E402
 from fgbg.training import load_trained  # noqa: E402
@@ -23,13 +23,13 @@ run = f"{scenario} / {model_name} / seed {seed}"
 model, model_config = load_trained(snakemake.input.model)
 likelihood = model_config.get("likelihood", "bernoulli")
 images = open_split(snakemake.input.test)["images"][: snakemake.params.n_images].values
-out = predict(model, images, likelihood)
+out = model_outputs(model, images, likelihood)
 figures.save(
     figures.reconstruction_grid(
         images,
         out["foreground"],
-        out["target"],
-        out["background"],
+        out.get("target"),
+        out.get("background"),
         title=f"Reconstructions of test images, {run}",
     ),
     snakemake.output.reconstruction,

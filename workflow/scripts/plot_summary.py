@@ -1,4 +1,5 @@
-"""TPR, FPR and AUROC per stratum, scenario and model across seeds (rule summary_figure)."""
+"""Figures drawn from the summary tables (rules summary_figure, separation_figure,
+cells_figure): which one is the rule's `params.figure`."""
 
 # ruff: noqa: F821 (snakemake is injected by Snakemake's script directive)
 
@@ -13,4 +14,5 @@ from fgbg.logs import log_to_file  # noqa: E402
 
 log_to_file(snakemake.log[0])
 
-figures.save(figures.summary_figure(pd.read_csv(snakemake.input.summary)), snakemake.output.figure)
+draw = getattr(figures, snakemake.params.figure)
+figures.save(draw(pd.read_csv(snakemake.input.table)), snakemake.output.figure)

@@ -1,4 +1,4 @@
-"""Aggregate every run's rates.csv and latent.csv across seeds (rule summary)."""
+"""Aggregate every run's evaluation tables across seeds (rule summary)."""
 
 # ruff: noqa: F821 (snakemake is injected by Snakemake's script directive)
 
@@ -22,9 +22,12 @@ def read(paths):
     return summary.read_runs([(*run, path) for run, path in zip(runs, paths, strict=True)])
 
 
-rates, latent = read(snakemake.input.rates), read(snakemake.input.latent)
-table = summary.summarise_rates(rates, scenarios, models)
+inputs = snakemake.input
+table = summary.summarise(read(inputs.rates), read(inputs.separation), scenarios, models)
 write_csv(table, snakemake.output.summary)
 write_csv(summary.wide(table, scenarios), snakemake.output.wide)
-write_csv(summary.summarise_latent(latent, scenarios, models), snakemake.output.latent)
+write_csv(
+    summary.summarise_cells(read(inputs.cell_rates), scenarios, models), snakemake.output.cells
+)
+write_csv(summary.summarise_latent(read(inputs.latent), scenarios, models), snakemake.output.latent)
 logging.info("%d runs -> %d summary rows", len(runs), len(table))

@@ -20,7 +20,7 @@ out_dir = Path(snakemake.output.model).parent
 for name in ("history", "run"):
     assert Path(snakemake.output[name]).parent == out_dir, f"{name} must sit beside model.pt"
 
-images = {split: open_split(snakemake.input[split])["images"].values for split in ("train", "test")}
+images = {split: open_split(snakemake.input[split])["images"].values for split in ("train", "val")}
 log.info(
     "%s %s seed %s", snakemake.wildcards.scenario, snakemake.wildcards.model, snakemake.params.seed
 )
@@ -30,7 +30,7 @@ train(
     snakemake.params.training,
     seed=snakemake.params.seed,
     out_dir=out_dir,
-    test_images=images["test"],
+    val_images=images["val"],
     threads=snakemake.threads,
     log=log,
 )

@@ -27,7 +27,7 @@ STRATA = ("outside", "inside_bg_off", "inside_bg_on")
 POOLED = {"inside": ("inside_bg_off", "inside_bg_on"), "all": STRATA}
 SCORES = {"": "score", "_z2_off": "score_z2_off"}
 RATE_COLUMNS = ("tp", "fp", "tpr", "fpr", "balanced_accuracy", "auroc")
-CELL_COLUMNS = ("sample", "cell", "truth", "score", "score_z2_off", "stratum", "disks")
+CELL_COLUMNS = ("sample", "cell", "truth", "score", "score_z2_off", "stratum", "disks", "novel")
 
 
 def strata(overlap: np.ndarray, disk_active: np.ndarray) -> np.ndarray:
@@ -56,8 +56,10 @@ def cell_table(
     score_z2_off: np.ndarray,
     overlap: np.ndarray,
     disk_active: np.ndarray,
+    novel: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """One row per (sample, cell): truth, both scores, stratum, disks overlapped."""
+    """One row per (sample, cell): truth, both scores, stratum, disks overlapped, and
+    whether the image is novel (occurs in no training split; True when not known)."""
     truth = np.asarray(cell_active).astype(np.int8)
     n_samples, n_cells = truth.shape
     labels = np.array([disks_label(row) for row in np.asarray(overlap, dtype=bool)], dtype=object)
@@ -70,6 +72,9 @@ def cell_table(
             "score_z2_off": np.asarray(score_z2_off, dtype=np.float64).ravel(),
             "stratum": strata(overlap, disk_active).ravel(),
             "disks": np.tile(labels, n_samples),
+            "novel": np.repeat(
+                np.ones(n_samples, bool) if novel is None else np.asarray(novel, bool), n_cells
+            ),
         },
         columns=list(CELL_COLUMNS),
     )
@@ -134,15 +139,21 @@ def stratum_names(n_disks: int) -> list[str]:
             for d in range(n_disks)
             for name in ("inside_bg_off", "inside_bg_on", "inside")
         ]
-    return names
+    return names + [f"{name}_novel" for name in [*STRATA, *POOLED]]
 
 
 def rates_table(cells: pd.DataFrame, threshold: float, n_disks: int) -> pd.DataFrame:
     """One row per stratum: counts, TPR, FPR, balanced accuracy and AUROC, for the score
-    and (suffix ``_z2_off``) for the score with the background latent switched off."""
+    and (suffix ``_z2_off``) for the score with the background latent switched off. With a
+    ``novel`` column, the base and pooled strata again restricted to the held-out images
+    that occur in no training split (``{stratum}_novel``)."""
     truth = cells["truth"].to_numpy()
+    masks = stratum_masks(cells, n_disks)
+    if "novel" in cells:
+        novel = cells["novel"].to_numpy(dtype=bool)
+        masks |= {f"{name}_novel": masks[name] & novel for name in [*STRATA, *POOLED]}
     rows = []
-    for name, mask in stratum_masks(cells, n_disks).items():
+    for name, mask in masks.items():
         row = {"stratum": name}
         for suffix, column in SCORES.items():
             result = rates(truth[mask], cells[column].to_numpy()[mask], threshold)
@@ -160,3 +171,16 @@ def per_cell_rates(cells: pd.DataFrame, threshold: float, score: str = "score") 
     for cell, group in cells.groupby("cell", sort=True):
         rows.append({"cell": cell, **rates(group["truth"], group[score], threshold)})
     return pd.DataFrame(rows)
+
+
+def cell_rates_table(cells: pd.DataFrame, threshold: float, coverage: np.ndarray) -> pd.DataFrame:
+    """One row per (cell, stratum) the cell occurs in: counts, TPR, FPR, AUROC, and the
+    fraction of the cell's pixels inside the disks it overlaps (`disk_coverage`: 1 = fully
+    covered, 0 = outside), so that a partially covered cell cannot hide in a pooled rate."""
+    rows = []
+    for (cell, stratum), group in cells.groupby(["cell", "stratum"], sort=False):
+        result = rates(group["truth"], group["score"], threshold)
+        rows.append({"cell": cell, "stratum": stratum, "disk_coverage": coverage[cell], **result})
+    table = pd.DataFrame(rows)
+    table["stratum"] = pd.Categorical(table["stratum"], categories=list(STRATA), ordered=True)
+    return table.sort_values(["cell", "stratum"]).astype({"stratum": str}).reset_index(drop=True)
