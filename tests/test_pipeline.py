@@ -28,7 +28,7 @@ def workdir(tmp_path_factory):
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["scenarios"] = {SCENARIO: config["scenarios"][SCENARIO]}
     config["models"] = {name: config["models"][name] for name in MODELS}
-    config["data"].update(n_train=64, n_test=32, chunk_size=32)
+    config["data"].update(n_train=64, n_val=32, n_test=32, chunk_size=32)
     config["seeds"] = list(SEEDS)
     config["training"].update(epochs=1, batch_size=16, device="cpu")
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
@@ -89,7 +89,8 @@ def test_summary_equals_the_mean_of_rates_recomputed_from_cells(workdir):
         "scenario", "model", "stratum", "metric", "mean", "std", "ci95_low", "ci95_high",
         "n_seeds",
     ]  # fmt: skip
-    assert set(summary["metric"]) == set(METRICS)
+    assert set(summary["metric"]) == set(METRICS) | {"leakage", "pixel_ap"}
+    assert set(summary["model"]) == {*MODELS, "raw", "neuropil", "truth"}
     checked = 0
     for model in MODELS:
         run = workdir / f"results/eval/{SCENARIO}/{model}"

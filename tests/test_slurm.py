@@ -45,7 +45,7 @@ TINY_CONFIG = {
     "image": {"height": 30, "width": 30},
     "cells": {"size": 6, "positions": [[2, 2], [2, 20], [12, 12], [22, 2], [22, 22]]},
     "scenarios": {"tiny": {"disks": [{"center": [24, 6], "diameter": 20, "probability": 0.9}]}},
-    "data": {"seed": 7, "n_train": 64, "n_test": 32, "chunk_size": 64},
+    "data": {"seed": 7, "n_train": 64, "n_val": 32, "n_test": 32, "chunk_size": 64},
     "seeds": [0],
     "models": {
         "dual": {
@@ -317,8 +317,8 @@ def test_slurm_results_equal_a_local_run(runs):
     from fgbg.store import open_split
 
     assert runs.local_rc == 0, tail(runs.local_log.read_text())
-    for split in ("train", "test"):
-        path = f"results/data/tiny/{split}.zarr"
+    for split in ("train", "val", "test"):
+        path = f"results/data/tiny/seed0/{split}.zarr"
         on_slurm = open_split(runs.work / path)["images"].values
         local = open_split(runs.local / path)["images"].values
         assert (on_slurm == local).all(), path

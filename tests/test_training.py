@@ -154,7 +154,7 @@ TINY_CONFIG = {
     "image": {"height": 30, "width": 30},
     "cells": {"positions": [[2, 3], [12, 18], [22, 4]]},
     "scenarios": {"tiny": {"disks": [{"center": [22, 8], "diameter": 16}]}},
-    "data": {"n_train": 40, "n_test": 20},
+    "data": {"n_train": 40, "n_val": 20, "n_test": 20},
     "seeds": [0],
     "models": {
         "dual": {**DUAL, "pool_size": 15},
