@@ -17,7 +17,8 @@ import yaml
 from fgbg.config import load_config, scenario_params
 from fgbg.evaluate import evaluate, model_outputs
 from fgbg.layout import overlaps, scenario_masks
-from fgbg.models import DualVAE, _VAEBase
+from fgbg.models.base import _VAEBase
+from fgbg.models.dual import DualVAE
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]

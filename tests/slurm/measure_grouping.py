@@ -56,7 +56,9 @@ def main(k: int, repeats: int) -> None:
     base = Path("/tmp/fgbg-grouping")
     shutil.rmtree(base, ignore_errors=True)
     data = make_workdir(base / "data", config)
-    done = run(snakemake_cmd("--cores", "2", "results/data/tiny/seed0/train.zarr"), data, data / "log")
+    done = run(
+        snakemake_cmd("--cores", "2", "results/data/tiny/seed0/train.zarr"), data, data / "log"
+    )
     assert done.rc == 0, done.text[-3000:]
     per_job = profile()["group-components"]["train"]
     modes = {"ungrouped": ["--group-components", "train=1"], "grouped": []}

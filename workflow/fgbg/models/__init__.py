@@ -1,0 +1,42 @@
+"""The model families, one module each, behind one interface (see `base`):
+`dual` (the thesis's dual VAE), `vae` (the single-VAE baseline).
+
+Every model has `encode(x) -> {name: (mu, logvar)}` (ordered), `decode(latents) ->
+{"foreground": ..., ...}`, `loss_terms(x, generator) -> {"loss", named terms}` (batch
+means) and `foreground_layer(x, switched_off=())`, the foreground output the evaluation
+scores; a model with a background branch also `background_branch(x)`.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from fgbg.models.base import DEFAULTS
+from fgbg.models.dual import DualVAE
+from fgbg.models.vae import VAE
+
+MODEL_TYPES = {"dual": DualVAE, "vae": VAE}
+
+
+def resolve_config(model_config: dict) -> dict:
+    """The model config with every hyperparameter filled in (schema defaults win when given)."""
+    config = {**DEFAULTS, **model_config}
+    config["fg_channels"] = list(config["fg_channels"])
+    return config
+
+
+def build_model(model_config: dict, height: int, width: int) -> nn.Module:
+    """A freshly initialised model of `model_config["type"]` for H x W images."""
+    config = resolve_config(model_config)
+    kind = config.get("type")
+    if kind not in MODEL_TYPES:
+        raise ValueError(f"model type {kind!r} is not one of {sorted(MODEL_TYPES)}")
+    if height % config["fg_kernel"] or width % config["fg_kernel"]:
+        raise ValueError(
+            f"image size {height} x {width} is not divisible by fg_kernel {config['fg_kernel']}"
+        )
+    if kind == "dual" and (height % config["pool_size"] or width % config["pool_size"]):
+        raise ValueError(
+            f"image size {height} x {width} is not divisible by pool_size {config['pool_size']}"
+        )
+    return MODEL_TYPES[kind](config, height, width)
