@@ -20,6 +20,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Object at .snakemake_timestamp i
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SCENARIO, MODELS, SEEDS = "x90_20", ("dual", "vae"), (0, 1)
+FIGURES = ("summary", "separation", "cells_inside_bg_on")
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +112,13 @@ def test_summary_equals_the_mean_of_rates_recomputed_from_cells(workdir):
 @pytest.mark.slow
 def test_findings_and_figures(workdir):
     findings = pd.read_csv(workdir / "results/findings.csv")
-    assert findings["finding"].tolist() == [1, 2, 3, 4, 5, 6]
+    references = yaml.safe_load((workdir / "config.yaml").read_text())["references"]
+    methods = [*MODELS, *references]  # config order
+    assert findings["model"].tolist() == [m for m in methods for _ in range(6)]
+    assert findings["finding"].tolist() == [1, 2, 3, 4, 5, 6] * len(methods)
     assert set(findings["verdict"]) <= set(VERDICTS)
-    figures = [workdir / "results/figures/summary.png"]
-    figures += [workdir / f"results/figures/cell_map_{SCENARIO}_{m}.png" for m in MODELS]
+    figures = [workdir / f"results/figures/{name}.png" for name in FIGURES]
+    figures += [workdir / f"results/figures/cell_map_{SCENARIO}_{m}.png" for m in methods]
     figures += [
         workdir / f"results/figures/{SCENARIO}/{m}/seed{s}/{name}.png"
         for m, s in runs()
@@ -134,3 +138,27 @@ def test_report_and_nothing_left_to_do(workdir):
     assert report.stat().st_size > 100_000
     result = snakemake(workdir, "-n")
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_references_and_separation_rows(workdir):
+    summary = pd.read_csv(workdir / "results/summary.csv")
+    mean = summary.set_index(["model", "stratum", "metric"])["mean"]
+    for method in (*MODELS, "raw", "neuropil", "truth"):
+        for region, metric in [
+            ("active_disks", "leakage"),
+            ("disk0", "leakage"),
+            ("disk1", "leakage"),
+            ("inside_active_disks", "pixel_ap"),
+            ("outside_active_disks", "pixel_ap"),
+        ]:
+            assert (method, region, metric) in mean.index
+    assert mean["raw", "inside_bg_on", "auroc"] >= 0.99
+    assert mean["raw", "active_disks", "leakage"] > 0.8
+    truth = summary[summary["model"] == "truth"].set_index(["stratum", "metric"])["mean"]
+    assert (truth.xs("auroc", level="metric").dropna() == 1).all()
+    assert (truth.xs("fpr", level="metric").dropna() == 0).all()
+    assert truth["active_disks", "leakage"] == 0
+    cells = pd.read_csv(workdir / "results/summary_cells.csv")
+    assert set(cells["model"]) == {*MODELS, "raw", "neuropil", "truth"}
+    assert (cells["ci95_high"].dropna() <= 1).all() and (summary["ci95_low"].dropna() >= 0).all()

@@ -1,29 +1,58 @@
-"""The README's Results tables come from the summary files, unaltered."""
+"""The README's Results come from the run's tables, unaltered; its comparative sentences
+are generated from paired intervals and say "higher" only when the interval excludes 0."""
 
 import pandas as pd
-from fgbg.readme_results import main
+from fgbg.readme_results import comparison, main
 
 
-def test_tables_hold_the_headline_rows_and_every_finding(tmp_path):
+def _wide(tmp_path):
     pd.DataFrame(
         {
-            "model": ["dual", "dual", "dual"],
-            "stratum": ["outside", "outside", "all"],
-            "metric": ["tpr", "balanced_accuracy", "tpr"],
-            "x90": ["0.9 ± 0.1", "0.8 ± 0.1", "0.7 ± 0.1"],
+            "model": ["dual", "dual", "dual", "raw"],
+            "stratum": ["outside", "outside", "all", "active_disks"],
+            "metric": ["auroc", "balanced_accuracy", "tpr", "leakage"],
+            "x90": ["0.9 ± 0.1", "0.8 ± 0.1", "0.7 ± 0.1", "0.84 ± 0.01"],
         }
     ).to_csv(tmp_path / "summary_wide.csv", index=False)
     pd.DataFrame(
         {
-            "finding": [1, 2],
-            "claim": ["a", "b"],
-            "rule": ["r", "r"],
-            "numbers": ["x = 1 [0, 2] (n=5)", "y|z"],
-            "verdict": ["supported", "inconclusive"],
+            "model": ["dual", "dual", "raw"],
+            "finding": [1, 2, 1],
+            "claim": ["a", "b", "a"],
+            "rule": ["r", "r", "r"],
+            "numbers": ["x = 1 [0, 2] (n=5)", "y|z", ""],
+            "verdict": ["supported", "inconclusive", "not applicable"],
         }
     ).to_csv(tmp_path / "findings.csv", index=False)
+
+
+def test_tables_hold_the_headline_rows_and_the_applicable_findings(tmp_path):
+    _wide(tmp_path)
     headline, findings = main(tmp_path).split("\n\n")
-    assert headline.splitlines()[2] == "| dual | outside | tpr | 0.9 ± 0.1 |"
-    assert len(headline.splitlines()) == 3  # header, rule, the one headline row
-    assert findings.splitlines()[2] == "| 1 | a | supported | x = 1 [0, 2] (n=5) |"
-    assert findings.splitlines()[3] == "| 2 | b | inconclusive | y\\|z |"
+    assert headline.splitlines()[2] == "| dual | outside | auroc | 0.9 ± 0.1 |"
+    assert headline.splitlines()[3] == "| raw | active_disks | leakage | 0.84 ± 0.01 |"
+    assert len(headline.splitlines()) == 4  # header, rule, the two headline rows
+    assert findings.splitlines()[2] == "| dual | 1 | supported | x = 1 [0, 2] (n=5) |"
+    assert findings.splitlines()[3] == "| dual | 2 | inconclusive | y\\|z |"
+    assert len(findings.splitlines()) == 4  # "not applicable" rows are left out
+
+
+def _runs(a_values, b_values):
+    rows = []
+    for model, values in (("a", a_values), ("b", b_values)):
+        for seed, value in enumerate(values):
+            rows.append(("x90", model, seed, "inside_bg_on", "auroc", value))
+    return pd.DataFrame(rows, columns=["scenario", "model", "seed", "stratum", "metric", "value"])
+
+
+def test_a_sentence_says_higher_only_when_the_paired_interval_excludes_zero():
+    clear = comparison(_runs([0.9, 0.8, 0.95], [0.6, 0.5, 0.66]), "x90", "a", "b",
+                       "inside_bg_on", "auroc", True)  # fmt: skip
+    assert "`a` is higher (better) than `b`" in clear
+    # the same means, but the per-seed differences disagree in sign: no claim
+    noisy = comparison(_runs([0.9, 0.3, 0.95], [0.6, 0.9, 0.66]), "x90", "a", "b",
+                       "inside_bg_on", "auroc", True)  # fmt: skip
+    assert "not resolved" in noisy and "higher" not in noisy
+    # identical values in every seed: a zero-width interval is no verdict
+    same = comparison(_runs([0.7, 0.7], [0.7, 0.7]), "x90", "a", "b", "inside_bg_on", "auroc", True)
+    assert "no verdict" in same
