@@ -157,6 +157,12 @@ def check_semantics(config: dict) -> None:
                 f"models.{name}.pool_size",
                 f"image size {height} x {width} is not divisible by the pooling size {pool}",
             )
+        pool = model.get("bg_pool")
+        if model["type"] == "layered" and (height % pool or width % pool):
+            raise ConfigError(
+                f"models.{name}.bg_pool",
+                f"image size {height} x {width} is not divisible by the background pooling {pool}",
+            )
         kernel = model.get("fg_kernel")
         if height % kernel or width % kernel:
             raise ConfigError(

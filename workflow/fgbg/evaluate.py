@@ -123,18 +123,19 @@ def evaluate(outputs: dict, dataset, threshold: float, novel=None, seed: int = 0
 
 
 @torch.no_grad()
-def traverse(model, dims: dict[str, int], amplitude: float = 5.0, likelihood="bernoulli"):
+def traverse(model, dims: dict[str, int], amplitude=5.0, likelihood="bernoulli", blocks=None):
     """Foreground means of one-hot latent states (+a, -a on each dimension, the rest 0).
 
-    `dims` {block: size} in the model's block order. Returns (labels, images): labels like
-    ``z1[0] = +5``, images (2 * total dims, H, W), ordered dim by dim, + before -.
+    `dims` {block: size} in the model's block order; `blocks` the blocks to traverse (all by
+    default). Returns (labels, images): labels like ``z1[0] = +5``, images (2 * traversed
+    dims, H, W), ordered dim by dim, + before -.
     """
     model.eval()
     total = sum(dims.values())
     states, labels = [], []
     offset = 0
     for name, size in dims.items():
-        for d in range(size):
+        for d in range(size if blocks is None or name in blocks else 0):
             for sign in (1, -1):
                 state = torch.zeros(total)
                 state[offset + d] = sign * amplitude

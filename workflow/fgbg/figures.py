@@ -73,6 +73,31 @@ def reconstruction_grid(
     return fig
 
 
+def decomposition(images, foreground, background, cells, disks, title: str = ""):
+    """Rows: test images; columns: x, the foreground layer f, the background layer b, and
+    the true active cells and active disks (the thesis figures 3.1-3.3 for a layered model)."""
+    columns = {
+        "input x": images,
+        "foreground layer f": foreground,
+        "background layer b": background,
+        "true active cells": cells,
+        "true active disks": disks,
+    }
+    rows = len(images)
+    fig, axes = plt.subplots(
+        rows, len(columns), figsize=(2 * len(columns), 2 * rows + 0.6), squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
+    for j, (name, stack) in enumerate(columns.items()):
+        for i in range(rows):
+            axes[i, j].imshow(stack[i], **IMAGE_RANGE)
+            blank_axes(axes[i, j])
+            if i == 0:
+                axes[i, j].set_title(name, fontsize=9)
+    _suptitle(fig, title or "Decomposition of test images (layers at z = posterior mean)")
+    return fig
+
+
 def latent_traversal(labels: list[str], images: np.ndarray, title: str = ""):
     """Foreground output for one-hot latent states, one row per dimension, +a then -a.
     Thesis figures 3.4-3.6."""

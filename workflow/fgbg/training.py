@@ -179,7 +179,7 @@ def train(
         sums: dict[str, torch.Tensor] = {}
         for start in range(0, n, batch_size):
             batch = _as_float(train_x[order[start : start + batch_size]])
-            terms = model.loss_terms(batch, noise_rng)
+            terms = model.loss_terms(batch, noise_rng, epoch=epoch)
             optimiser.zero_grad(set_to_none=True)
             terms["loss"].backward()
             optimiser.step()

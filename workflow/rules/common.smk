@@ -123,6 +123,11 @@ def result_targets():
             for s, m, seed in TRAIN_RUNS
             for figure in ("reconstruction", "traversal", "training_curves")
         ]
+        + [
+            f"results/figures/{s}/{m}/seed{seed}/decomposition.png"
+            for s, m, seed in TRAIN_RUNS
+            if config["models"][m]["type"] == "layered"
+        ]
     )
 
 

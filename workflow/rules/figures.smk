@@ -39,8 +39,32 @@ rule run_figures:
     params:
         n_images=8,
         amplitude=5.0,
+        max_dims=16,
     script:
         "../scripts/plot_run.py"
+
+
+rule decomposition_figure:
+    input:
+        model="results/models/{scenario}/{model}/seed{seed}/model.pt",
+        test=split_store("test"),
+    output:
+        figure=report(
+            "results/figures/{scenario}/{model}/seed{seed}/decomposition.png",
+            caption="../report/decomposition.rst",
+            category="Runs",
+            subcategory="{scenario}",
+            labels={"model": "{model}", "seed": "{seed}", "figure": "decomposition"},
+        ),
+    log:
+        "results/logs/decomposition_figure/{scenario}/{model}/seed{seed}.log",
+    conda:
+        "../../envs/training.yaml"
+    threads: 1
+    params:
+        n_images=8,
+    script:
+        "../scripts/plot_decomposition.py"
 
 
 rule training_curves:

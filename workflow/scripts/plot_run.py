@@ -35,8 +35,10 @@ figures.save(
     snakemake.output.reconstruction,
 )
 dims = {name: codes.shape[1] for name, codes in out["codes"].items()}
+# a spatial latent map (hundreds of patch latents) is not traversed dimension by dimension
+blocks = [name for name, size in dims.items() if size <= snakemake.params.max_dims]
 a = snakemake.params.amplitude
-labels, decoded = traverse(model, dims, amplitude=a, likelihood=likelihood)
+labels, decoded = traverse(model, dims, amplitude=a, likelihood=likelihood, blocks=blocks)
 figures.save(
     figures.latent_traversal(
         labels, decoded, title=f"Foreground output, one latent dimension at ±{a:g}, {run}"

@@ -1,10 +1,11 @@
-"""The model families, one module each, behind one interface (see `base`):
-`dual` (the thesis's dual VAE), `vae` (the single-VAE baseline).
+"""The model families, one module each, behind one interface (see `base`): `dual` (the
+thesis's dual VAE), `vae` (the single-VAE baseline), `layered` (the noisy-OR layered VAE).
 
 Every model has `encode(x) -> {name: (mu, logvar)}` (ordered), `decode(latents) ->
-{"foreground": ..., ...}`, `loss_terms(x, generator) -> {"loss", named terms}` (batch
-means) and `foreground_layer(x, switched_off=())`, the foreground output the evaluation
-scores; a model with a background branch also `background_branch(x)`.
+{"foreground": ..., ...}`, `loss_terms(x, generator, epoch) -> {"loss", named terms}`
+(batch means; `epoch` drives schedules, None outside training) and
+`foreground_layer(x, switched_off=())`, the foreground output the evaluation scores; a
+model with a g(x) branch also has `background_branch(x)`, the layered one `layers(x)`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from torch import nn
 
 from fgbg.models.base import DEFAULTS
 from fgbg.models.dual import DualVAE
+from fgbg.models.layered import LayeredVAE
 from fgbg.models.vae import VAE
 
-MODEL_TYPES = {"dual": DualVAE, "vae": VAE}
+MODEL_TYPES = {"dual": DualVAE, "vae": VAE, "layered": LayeredVAE}
 
 
 def resolve_config(model_config: dict) -> dict:

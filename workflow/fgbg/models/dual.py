@@ -123,7 +123,7 @@ class DualVAE(_VAEBase):
         means = {name: mu for name, (mu, _logvar) in self.encode(x).items()}
         return torch.sigmoid(self.decode(means)["background"]), self.background_target(x)
 
-    def loss_terms(self, x, generator=None):
+    def loss_terms(self, x, generator=None, epoch=None):
         posteriors = self.encode(x)
         out = self.decode(self.sample(posteriors, generator))
         ll_fg = self.foreground_log_likelihood(out["foreground"], x).mean()

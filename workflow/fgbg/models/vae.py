@@ -18,7 +18,7 @@ class VAE(_VAEBase):
     def decode(self, latents):
         return {"foreground": self.fg_decoder(latents["z"])}
 
-    def loss_terms(self, x, generator=None):
+    def loss_terms(self, x, generator=None, epoch=None):
         posteriors = self.encode(x)
         out = self.decode(self.sample(posteriors, generator))
         ll_fg = self.foreground_log_likelihood(out["foreground"], x).mean()
