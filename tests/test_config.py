@@ -1,11 +1,14 @@
 """Bad configs stop the workflow with one line naming the key; good ones get defaults."""
 
 import copy
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from fgbg.config import ConfigError, load_config, scenario_params
+from fgbg.config import ConfigError, load_config, read_config_file, scenario_params, typed
 from workflow_runner import snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,3 +201,127 @@ def test_models_default_to_dual_and_vae():
         "dual": "dual",
         "vae": "vae",
     }
+
+
+# Issue 10: a user's own config file, names YAML does not read as text, YAML syntax errors.
+
+
+def _tiny(scenarios: dict, models=("vae",), seeds=(3,)) -> dict:
+    config = copy.deepcopy(DEFAULT)
+    config["scenarios"] = scenarios
+    config["models"] = {name: DEFAULT["models"][name] for name in models}
+    config["seeds"] = list(seeds)
+    return config
+
+
+def _jobs(output: str, wildcard: str) -> set[str]:
+    """The values of one wildcard over the jobs of a dry run's output."""
+    return {m.split("=")[1] for m in re.findall(rf"\b{wildcard}=\w+", output)}
+
+
+def test_user_configfile_replaces_config_yaml(tmp_path):
+    """--configfile my.yaml runs exactly my.yaml's experiment, not config.yaml's as well."""
+    (tmp_path / "config.yaml").write_text((ROOT / "config.yaml").read_text())
+    mine = tmp_path / "my.yaml"
+    mine.write_text(yaml.safe_dump(_tiny({"mine": DEFAULT["scenarios"]["x50"]})))
+    result = snakemake(tmp_path, "-n", configfile=mine)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert _jobs(output, "scenario") == {"mine"}
+    assert _jobs(output, "model") == {"vae"} and _jobs(output, "seed") == {"3"}
+    # --config goes on top, with YAML types also inside nested values
+    result = snakemake(
+        tmp_path, "-n", "--config", "seeds=[4, 5]", "training={epochs: 2}", configfile=mine
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert _jobs(output, "scenario") == {"mine"} and _jobs(output, "seed") == {"4", "5"}
+    # without --configfile, config.yaml is the experiment
+    result = snakemake(tmp_path, "-n", configfile=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert _jobs(output, "scenario") == {"x90", "x50", "x90_20"}
+
+
+def test_typed_config_overrides():
+    assert typed({"training": {"epochs": "2", "device": "cuda:0"}, "seeds": ["4"]}) == {
+        "training": {"epochs": 2, "device": "cuda:0"},
+        "seeds": [4],
+    }
+
+
+# YAML reads these names as booleans or numbers: (name as written, section, words in message)
+YAML_NAMES = [
+    ("off", "scenarios", "boolean False"),
+    ("yes", "scenarios", "boolean True"),
+    ("on", "scenarios", "boolean True"),
+    ("no", "scenarios", "boolean False"),
+    ("2020", "scenarios", "number"),
+    ("yes", "models", "boolean True"),
+]
+
+
+def _with_name(section: str, name: str) -> str:
+    """config.yaml's text with the first scenario (or model) renamed to `name` unquoted."""
+    text = (ROOT / "config.yaml").read_text()
+    first = {"scenarios": "  x90:", "models": "  vae:"}[section]
+    return text.replace(f"\n{first}\n", f"\n  {name}:\n", 1)
+
+
+@pytest.mark.parametrize(("name", "section", "words"), YAML_NAMES)
+def test_name_yaml_reads_as_bool_or_number_is_named(tmp_path, name, section, words):
+    path = tmp_path / "config.yaml"
+    path.write_text(_with_name(section, name))
+    with pytest.raises(ConfigError) as caught:
+        load_config(read_config_file(path))
+    message = str(caught.value)
+    assert message.startswith(f"config error: {section}: ") and words in message, message
+    assert "\n" not in message
+
+
+def test_name_yaml_reads_as_bool_stops_snakemake_with_one_line(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(_with_name("scenarios", "off"))
+    result = snakemake(tmp_path, "-n", configfile=path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stderr.strip() == (
+        "config error: scenarios: a name is read by YAML as the boolean False (from off, no or "
+        'false): put it in quotes, e.g. "off":'
+    )
+    assert not (tmp_path / "results").exists()
+
+
+def test_quoted_yaml_name_is_fine(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(_with_name("scenarios", '"off"'))
+    assert "off" in load_config(read_config_file(path))["scenarios"]
+
+
+BROKEN_YAML = "image:\n  height: 60\nscenarios:\n  x90: {disks: [}\n"
+
+
+def test_yaml_syntax_error_in_config_yaml_names_file_and_line(tmp_path):
+    (tmp_path / "config.yaml").write_text(BROKEN_YAML)
+    result = snakemake(tmp_path, "-n", configfile=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stderr.strip().startswith(
+        "config error: config.yaml, line 4, column 17: not valid YAML: "
+    ), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "results").exists()
+
+
+def test_config_checker_names_file_and_line_of_a_configfile(tmp_path):
+    """Snakemake reads --configfile files itself and names neither file nor line; the
+    project's checker (README "Inputs that fail") does."""
+    path = tmp_path / "my.yaml"
+    path.write_text(BROKEN_YAML)
+    command = [sys.executable, "-m", "fgbg.config", str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT / "workflow")
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(f"config error: {path}, line 4, column 17: ")
+    path.write_text((ROOT / "config.yaml").read_text())
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT / "workflow")
+    assert result.returncode == 0 and result.stdout.strip() == f"{path}: valid"

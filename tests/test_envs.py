@@ -1,11 +1,13 @@
 """The conda environments in envs/ pin versions that pyproject.toml's requirements admit."""
 
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 import yaml
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_TO_PYPI = {"pytorch": "torch"}
@@ -51,3 +53,36 @@ def test_every_rule_uses_an_existing_env_file():
         assert len(envs) == len(rules), f"{smk.name}: {len(rules)} rules but {len(envs)} conda:"
         for env in envs:
             assert (smk.parent / env).resolve().is_file(), f"{smk.name}: {env} does not exist"
+
+
+def main_install_closure() -> set[str]:
+    """Names of every distribution that `pip install .` brings: pyproject's dependencies and,
+    recursively, theirs (with the extras asked for), read from the installed metadata."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    todo = [Requirement(r) for r in project["dependencies"]]
+    done: set[tuple[str, frozenset]] = set()
+    while todo:
+        requirement = todo.pop()
+        key = (canonicalize_name(requirement.name), frozenset(requirement.extras))
+        if key in done:
+            continue
+        done.add(key)
+        for text in metadata.requires(requirement.name) or []:
+            dep = Requirement(text)
+            extras = {"", *requirement.extras}
+            if dep.marker is None or any(dep.marker.evaluate({"extra": e}) for e in extras):
+                todo.append(dep)
+    return {name for name, _ in done}
+
+
+def test_report_needs_come_with_the_main_install():
+    """`snakemake --report` needs what snakemake's `reports` extra names (pygments; the test
+    install brings it through pytest, so building a report in the tests proves nothing)."""
+    report_extra = {
+        canonicalize_name(r.name)
+        for r in map(Requirement, metadata.requires("snakemake"))
+        if r.marker and r.marker.evaluate({"extra": "reports"}) and not r.marker.evaluate()
+    }
+    assert "pygments" in report_extra
+    missing = (report_extra | {"jinja2", "docutils"}) - main_install_closure()
+    assert not missing, f"snakemake --report needs {sorted(missing)}: not in pyproject's closure"

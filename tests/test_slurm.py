@@ -339,9 +339,10 @@ def test_a_failing_job_is_reported_within_a_minute(runs, tmp_path):
     work = tmp_path / "failing"
     shutil.copytree(runs.work, work, symlinks=True)
     # every training job now fails on the node: no such CUDA device
-    (work / "fail.yaml").write_text(yaml.safe_dump({"training": {"device": "cuda:7"}}))
     failed = run(
-        snakemake_cmd(*slurm_args(), *TARGETS, "--configfile", "fail.yaml", timeout=120),
+        snakemake_cmd(
+            *slurm_args(), *TARGETS, "--config", "training={device: 'cuda:7'}", timeout=120
+        ),
         work,
         work / "run_fail.log",
     )

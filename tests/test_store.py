@@ -11,6 +11,7 @@ import zarr
 from fgbg.config import load_config, scenario_params
 from fgbg.datacard import PIXEL_CLASSES, data_card, measure_split
 from fgbg.generate import Batch, Sampler
+from fgbg.logs import JobError
 from fgbg.store import _dataset, open_split, write_split
 from fgbg.tables import write_json
 
@@ -157,3 +158,45 @@ def test_write_json_is_atomic(tmp_path):
     write_json({"a": 2}, target)
     assert json.loads(target.read_text()) == {"a": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["card.json"]
+
+
+def _damage_missing(path):
+    (path / "images/c/1/0/0").unlink()
+
+
+def _damage_truncated(path):
+    chunk = path / "cell_active/c/0/0"
+    chunk.write_bytes(chunk.read_bytes()[:-3])
+
+
+def _damage_extra(path):
+    (path / "images/c/stray").write_bytes(b"\x00")
+
+
+def _damage_metadata(path):
+    (path / "images/zarr.json").write_text("{")
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (_damage_missing, "chunk images/c/1/0/0 is missing"),
+        (_damage_truncated, "chunk cell_active/c/0/0 differs from the one written (checksum)"),
+        (_damage_extra, "unexpected file images/c/stray"),
+        (_damage_metadata, "cannot be opened (JSONDecodeError)"),
+    ],
+    ids=["missing_chunk", "truncated_chunk", "extra_file", "broken_metadata"],
+)
+def test_damaged_store_is_refused_with_one_line(tmp_path, damage, problem):
+    """Zarr reads a missing chunk as its fill value (blank images): open_split must notice."""
+    path = tmp_path / "s.zarr"
+    write_split(path, scenario_params(CONFIG, "x90"), scenario="x90", split="test", seed=1,
+                n=30, chunk_size=10)  # fmt: skip
+    assert open_split(path)["images"].values.any(axis=(1, 2)).all()
+    damage(path)
+    with pytest.raises(JobError) as caught:
+        open_split(path)
+    assert str(caught.value) == (
+        f"damaged data store {path}: {problem}; regenerate it with: "
+        f"snakemake --cores 1 --forcerun {path}"
+    )

@@ -12,7 +12,15 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from fgbg.training import TrainingError, learning_rate, load_trained, train
+from fgbg.logs import JobError
+from fgbg.training import (
+    TrainingError,
+    available_devices,
+    learning_rate,
+    load_trained,
+    resolve_device,
+    train,
+)
 from workflow_runner import snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,3 +194,31 @@ def test_learning_rate_falls_linearly_over_the_last_epochs():
     assert rates[:16] == [1e-3] * 16
     assert rates[16:] == pytest.approx([8e-4, 6e-4, 4e-4, 2e-4])
     assert learning_rate({**config, "lr_decay_epochs": 0}, 20) == 1e-3
+
+
+def test_truncated_model_file_is_one_line_naming_it(tmp_path):
+    train(tiny_images(), {"type": "vae", "fg_channels": [8]}, TRAINING, seed=0, out_dir=tmp_path)
+    path = tmp_path / "model.pt"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(JobError) as caught:
+        load_trained(path)
+    message = str(caught.value)
+    assert message.startswith(f"damaged model file {path} (unreadable: ")
+    assert message.endswith(f"retrain it with: snakemake --cores 1 --forcerun {path}")
+    assert "\n" not in message and "weights_only" not in message
+
+
+def test_unreadable_checkpoint_is_ignored(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"half a checkpoint")
+    train(tiny_images(), DUAL, TRAINING, seed=5, out_dir=out, threads=1)
+    assert json.loads((out / "run.json").read_text())["resumed_after_epoch"] == 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("name", ["cuda", "cuda:1"])
+def test_unavailable_device_says_what_is_available(name):
+    with pytest.raises(JobError, match=f"^training.device: {name} is not available on this "):
+        resolve_device(name)
+    assert available_devices()[0] == "cpu" and resolve_device("auto").type == "cpu"

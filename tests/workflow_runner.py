@@ -10,11 +10,13 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path | None = None):
+def snakemake(workdir: Path, *args: str, configfile: Path | None | bool = None):
     """`snakemake ARGS` on ROOT/Snakefile in `workdir` with `configfile` (default
-    workdir/config.yaml). --configfile goes last: it takes several values."""
+    workdir/config.yaml; False: no --configfile, the workflow reads workdir/config.yaml).
+    --configfile goes last: it takes several values."""
     tool = shutil.which("snakemake", path=str(BIN)) or "snakemake"
     command = [tool, *args, "--directory", str(workdir), "--snakefile", str(ROOT / "Snakefile")]
-    command += ["--configfile", str(configfile or workdir / "config.yaml")]
+    if configfile is not False:
+        command += ["--configfile", str(configfile or workdir / "config.yaml")]
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(command, capture_output=True, text=True, env=env)

@@ -188,13 +188,80 @@ def check_semantics(config: dict) -> None:
                     )
 
 
+def check_names(config: dict) -> None:
+    """Scenario and model names must be text: YAML reads `off` or `yes` as a boolean unless
+    quoted, and `2020` as a number."""
+    for section in ("scenarios", "models"):
+        for name in config.get(section) or {}:
+            if isinstance(name, bool):
+                spelling = "on, yes or true" if name else "off, no or false"
+                raise ConfigError(
+                    section,
+                    f"a name is read by YAML as the boolean {name} (from {spelling}): "
+                    f'put it in quotes, e.g. "{spelling.split(",")[0]}":',
+                )
+            if not isinstance(name, str):
+                raise ConfigError(
+                    section,
+                    f"name {name!r} is read by YAML as a number: a name starts with a letter, "
+                    f"e.g. s{name}",
+                )
+
+
 def load_config(config: dict) -> dict:
     """Validate `config` (a dict as Snakemake loaded it); return it with defaults filled."""
+    check_names(config)
     config = validate_schema(config)
     check_semantics(config)
     return config
 
 
+def read_config_file(path) -> dict:
+    """The content of a YAML config file; a syntax error names the file, line and column."""
+    try:
+        with open(path) as fh:
+            config = yaml.safe_load(fh)
+    except OSError as error:
+        raise ConfigError(str(path), f"cannot be read ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(where, f"not valid YAML: {problem}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(str(path), "must hold keys at the top level (a YAML mapping)")
+    return config
+
+
+def typed(value):
+    """A `--config KEY=VALUE` value with its YAML types: Snakemake keeps the values inside a
+    nested one (`--config "training={epochs: 2}"`, `seeds=[1,2]`) as strings."""
+    if isinstance(value, dict):
+        return {key: typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [typed(item) for item in value]
+    if isinstance(value, str):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+    return value
+
+
 def load_config_file(path) -> dict:
-    with open(path) as fh:
-        return load_config(yaml.safe_load(fh) or {})
+    return load_config(read_config_file(path))
+
+
+if __name__ == "__main__":  # python -m fgbg.config FILE...: check config files without Snakemake
+    import sys
+
+    for arg in sys.argv[1:]:
+        try:
+            content = read_config_file(arg)  # its errors name the file
+        except ConfigError as error:
+            sys.exit(str(error))
+        try:
+            load_config(content)
+        except ConfigError as error:
+            sys.exit(f"{arg}: {error}")
+        print(f"{arg}: valid")

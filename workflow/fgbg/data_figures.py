@@ -66,7 +66,7 @@ def plot_layout(datasets: dict):
             under = ",".join(map(str, np.flatnonzero(overlap[:, k])))
             lines.append(f"D{k} p={disk['probability']:g}: cells {under}")
         blank_axes(ax)
-        ax.set_title(f"{scenario}\n" + "\n".join(lines), fontsize=9)
+        ax.set_title(f"{scenario}\n" + ("\n".join(lines) or "no background disks"), fontsize=9)
     fig.suptitle("Layout: cells (numbered) and background disks (red)")
     fig.tight_layout()
     return fig

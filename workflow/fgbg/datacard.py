@@ -25,7 +25,8 @@ PIXEL_CLASSES = ("empty", "cell_only", "disk_only", "cell_in_active_disk")
 def measure_split(ds, chunk_size: int = 1000) -> dict:
     """Counts, activation frequencies and per-class pixel statistics of one split."""
     cell_index = pixel_cell_index(ds["cell_mask"].values > 0)
-    disk_mask = ds["disk_mask"].values.reshape(ds.sizes["disk"], -1) > 0
+    n_pixels = ds.sizes["y"] * ds.sizes["x"]
+    disk_mask = ds["disk_mask"].values.reshape(ds.sizes["disk"], n_pixels) > 0
     n = ds.sizes["sample"]
     pixels = np.zeros(len(PIXEL_CLASSES), dtype=np.int64)
     total = np.zeros(len(PIXEL_CLASSES), dtype=np.float64)

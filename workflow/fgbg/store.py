@@ -5,11 +5,14 @@ Layout (the data contract): `images` (sample, y, x) uint8 0/1 or float32, `cell_
 `disk_mask` (disk, y, x) uint8; attrs hold every generation parameter and the versions.
 Chunked along `sample` only; no consolidated metadata. The store is written chunk by chunk
 (memory bounded by one chunk) into a temporary directory beside the target and renamed
-into place when complete.
+into place when complete. The SHA-256 of every chunk file is recorded in attrs
+(`chunk_sha256`) and checked whenever a split is opened: Zarr reads a missing chunk as its
+fill value (blank images), so a lost or damaged chunk would otherwise go unnoticed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import warnings
@@ -21,6 +24,7 @@ import zarr
 
 from fgbg.generate import BLOCK_SIZE, SPLIT_KEYS, iter_split, scenario_key
 from fgbg.layout import scenario_masks
+from fgbg.logs import JobError
 from fgbg.tables import versions
 
 
@@ -33,6 +37,8 @@ def _ignore_snakemake_timestamp() -> None:
 
 
 _ignore_snakemake_timestamp()
+
+CHECKSUMS = "chunk_sha256"  # attrs key: {chunk file path in the store: SHA-256}
 
 SAMPLE_VARIABLES = {
     "images": ("sample", "y", "x"),
@@ -105,14 +111,49 @@ def write_split(
         stop = start + len(batch.images)
         for name in SAMPLE_VARIABLES:
             group[name][start:stop] = getattr(batch, name)
+    group.attrs[CHECKSUMS] = chunk_checksums(tmp)
     if path.exists():
         shutil.rmtree(path)
     os.replace(tmp, path)
     return path
 
 
+def chunk_checksums(path) -> dict[str, str]:
+    """SHA-256 of every chunk file of a store, by path: every file but the metadata
+    (`zarr.json`) and hidden ones (`.snakemake_timestamp`)."""
+    root = Path(path)
+    return {
+        file.relative_to(root).as_posix(): hashlib.sha256(file.read_bytes()).hexdigest()
+        for file in sorted(root.rglob("*"))
+        if file.is_file() and file.name != "zarr.json" and not file.name.startswith(".")
+    }
+
+
 def open_split(path) -> xr.Dataset:
-    """Open a split lazily (Zarr v3, no consolidated metadata)."""
-    with warnings.catch_warnings():  # also where a caller (e.g. pytest) reset the filters
-        _ignore_snakemake_timestamp()
-        return xr.open_zarr(path, consolidated=False, zarr_format=3)
+    """Open a split lazily (Zarr v3, no consolidated metadata), after checking that every
+    chunk file is the one written at generation; a JobError naming the store otherwise."""
+
+    def damaged(problem: str) -> JobError:
+        return JobError(
+            f"damaged data store {path}: {problem}; regenerate it with: "
+            f"snakemake --cores 1 --forcerun {path}"
+        )
+
+    try:
+        with warnings.catch_warnings():  # also where a caller (e.g. pytest) reset the filters
+            _ignore_snakemake_timestamp()
+            ds = xr.open_zarr(path, consolidated=False, zarr_format=3)
+    except Exception as error:  # missing or unreadable metadata; zarr raises several kinds
+        raise damaged(f"cannot be opened ({type(error).__name__})") from None
+    expected = ds.attrs.get(CHECKSUMS)
+    if expected is None:
+        raise damaged("no chunk checksums (written by an older version)")
+    actual = chunk_checksums(path)
+    for name in sorted(expected.keys() | actual.keys()):
+        if name not in actual:
+            raise damaged(f"chunk {name} is missing")
+        if name not in expected:
+            raise damaged(f"unexpected file {name}")
+        if actual[name] != expected[name]:
+            raise damaged(f"chunk {name} differs from the one written (checksum)")
+    return ds

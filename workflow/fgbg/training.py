@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from fgbg.config import schema_defaults
+from fgbg.logs import JobError
 from fgbg.models import build_model, resolve_config
 from fgbg.tables import atomic_write, versions, write_json, write_text
 
@@ -42,14 +43,40 @@ def learning_rate(training_config: dict, epoch: int) -> float:
     return rate * min(1.0, remaining / (decay + 1)) if decay else rate
 
 
-class TrainingError(RuntimeError):
+class TrainingError(JobError):
     """Training cannot go on (a non-finite loss); the message names the epoch."""
 
 
+def available_devices() -> list[str]:
+    """The devices this machine's torch can use: cpu, cuda:N for each GPU, mps."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        names.append("mps")
+    return names
+
+
 def resolve_device(name: str) -> torch.device:
+    """The device `training.device` names; a JobError (one line saying what is available)
+    when this machine does not have it."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    names = available_devices()
+    if device.type == "cuda" and device.index is None:
+        usable = any(n.startswith("cuda") for n in names)
+    else:
+        usable = str(device) in names
+    if not usable:
+        built = ""
+        if device.type == "cuda" and not torch.version.cuda:
+            built = f" (torch {torch.__version__} is built without CUDA)"
+        raise JobError(
+            f"training.device: {name} is not available on this machine{built}; available: "
+            f"{', '.join(names)} (or auto)"
+        )
+    return device
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
@@ -142,19 +169,18 @@ def train(
 
     checkpoint_path = out_dir / CHECKPOINT_NAME
     fingerprint = _fingerprint(images, model_config, training_config, seed)
-    if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        if state.get("fingerprint") == fingerprint:
-            model.load_state_dict(state["model"])
-            optimiser.load_state_dict(state["optimiser"])
-            order_rng.set_state(state["order_rng"].cpu())
-            noise_rng.set_state(state["noise_rng"].cpu())
-            torch.set_rng_state(state["torch_rng"].cpu())
-            history = state["history"]
-            start_epoch = state["epoch"] + 1
-            log.info("resuming from %s after epoch %d", checkpoint_path, state["epoch"])
-        else:
-            log.warning("ignoring %s: it belongs to another run", checkpoint_path)
+    state = _read_checkpoint(checkpoint_path, device, log) if checkpoint_path.exists() else None
+    if state is not None and state.get("fingerprint") == fingerprint:
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        order_rng.set_state(state["order_rng"].cpu())
+        noise_rng.set_state(state["noise_rng"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
+        history = state["history"]
+        start_epoch = state["epoch"] + 1
+        log.info("resuming from %s after epoch %d", checkpoint_path, state["epoch"])
+    elif state is not None:
+        log.warning("ignoring %s: it belongs to another run", checkpoint_path)
 
     train_x = _to_device(images, device)
     val_x = _to_device(val_images, device) if val_images is not None else None
@@ -245,9 +271,29 @@ def train(
     return history
 
 
+def _read_checkpoint(path: Path, device, log) -> dict | None:
+    """A checkpoint's state, or None (with a warning) when it cannot be read: training
+    then starts afresh, as for another run's checkpoint."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # any unreadable file; torch raises several kinds
+        log.warning("ignoring %s: unreadable (%s)", path, type(error).__name__)
+        return None
+
+
 def load_trained(path) -> tuple[torch.nn.Module, dict]:
-    """(model on CPU in eval mode, its resolved model config) from a model.pt."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model = build_model(state["model_config"], state["height"], state["width"])
-    model.load_state_dict(state["state_dict"])
+    """(model on CPU in eval mode, its resolved model config) from a model.pt.
+
+    A file that is not a model.pt this code can load (damaged, truncated, another format) is
+    a JobError naming it and how to retrain it.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = build_model(state["model_config"], state["height"], state["width"])
+        model.load_state_dict(state["state_dict"])
+    except Exception as error:  # torch raises several kinds; the reason is not the point
+        raise JobError(
+            f"damaged model file {path} (unreadable: {type(error).__name__}); retrain it with: "
+            f"snakemake --cores 1 --forcerun {path}"
+        ) from None
     return model.eval(), state["model_config"]

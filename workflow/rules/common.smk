@@ -3,14 +3,42 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
-from fgbg.config import ConfigError, load_config, scenario_params
+from fgbg.config import (
+    ConfigError,
+    load_config,
+    read_config_file,
+    scenario_params,
+    typed,
+)
+from snakemake.utils import update_config
 
-# Validate and default-fill in place, so that every rule and the report see the same config.
-try:
-    config.update(load_config(config))
-except ConfigError as error:
+
+def stop(error):
+    """End parsing with a config error's one line, no traceback."""
     sys.stderr.write(f"{error}\n")
     sys.exit(1)
+
+
+# The experiment is config.yaml, unless --configfile names files: those replace it (merged
+# with each other in order) rather than being merged into it. Read here rather than in the
+# Snakefile so that a YAML syntax error names the file and line (Snakemake's names neither).
+if not workflow.overwrite_configfiles:
+    try:
+        read_config_file("config.yaml")
+    except ConfigError as error:
+        stop(error)
+
+    configfile: "config.yaml"
+
+
+# Validate and default-fill in place, so that every rule and the report see the same config.
+# --config KEY=VALUE values go on top again with their YAML types (Snakemake keeps the values
+# inside a nested one, `seeds=[1,2]`, as strings).
+try:
+    update_config(config, typed(dict(workflow.config_settings.config)))
+    config.update(load_config(config))
+except ConfigError as error:
+    stop(error)
 
 SCENARIOS = list(config["scenarios"])
 MODELS = list(config["models"])  # trained

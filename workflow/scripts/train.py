@@ -11,10 +11,11 @@ from pathlib import Path  # noqa: E402
 
 from fgbg.logs import log_to_file  # noqa: E402
 from fgbg.store import open_split  # noqa: E402
-from fgbg.training import train  # noqa: E402
+from fgbg.training import resolve_device, train  # noqa: E402
 
 log_to_file(snakemake.log[0])
 log = logging.getLogger("train")
+resolve_device(snakemake.params.training["device"])  # before any work: is it available?
 
 out_dir = Path(snakemake.output.model).parent
 for name in ("history", "run"):
