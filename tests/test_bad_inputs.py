@@ -26,7 +26,7 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "results/models/control/dual/seed0"
 EVAL = "results/eval/control/dual/seed0"
-TEST_STORE = "results/data/control/test.zarr"
+TEST_STORE = "results/data/control/seed0/test.zarr"
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def workdir(tmp_path_factory):
     config["cells"]["positions"] = [[2, 2], [2, 20], [20, 2], [20, 20]]
     config["scenarios"] = {"control": {"disks": []}}
     config["models"] = {"dual": {"type": "dual"}}
-    config["data"].update(n_train=32, n_test=16, chunk_size=8)
+    config["data"].update(n_train=32, n_val=16, n_test=16, chunk_size=8)
     config["seeds"] = [0]
     config["training"].update(epochs=1, batch_size=16, device="cpu")
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
@@ -85,7 +85,8 @@ def assert_only_job_files_changed(copy, before, outputs, log):
         assert not (copy / output).exists(), output
 
 
-EVAL_OUTPUTS = [f"{EVAL}/{name}" for name in ("cells.csv", "rates.csv", "latent.csv", "eval.json")]
+EVAL_TABLES = ("cells.csv", "rates.csv", "cell_rates.csv", "separation.csv", "latent.csv")
+EVAL_OUTPUTS = [f"{EVAL}/{name}" for name in (*EVAL_TABLES, "eval.json")]
 EVAL_LOG = "results/logs/evaluate/control/dual/seed0.log"
 REEVALUATE = (f"{EVAL}/rates.csv", "--cores", "1", "--forcerun", "evaluate")
 
@@ -145,10 +146,15 @@ def test_unavailable_device_stops_training_before_any_work(workdir, tmp_path):
     run = "results/models/control/dual/seed1"
     outputs = [f"{run}/{name}" for name in ("model.pt", "history.csv", "run.json")]
     log = "results/logs/train/control/dual/seed1.log"
+
+    def seed1_data(copy):  # seed 1's data replicate exists: only the training job is new
+        two_seeds = ("--cores", "1", "--config", "seeds=[0, 1]")
+        assert snakemake(copy, "results/data/control/seed1/card.json", *two_seeds).returncode == 0
+
     copy, result, before = run_damaged(
         workdir,
         tmp_path,
-        lambda copy: None,
+        seed1_data,
         f"{run}/model.pt",
         "--cores",
         "1",
@@ -167,12 +173,13 @@ def test_unavailable_device_stops_training_before_any_work(workdir, tmp_path):
 
 
 def test_no_disk_control_runs_end_to_end(workdir):
-    card = json.loads((workdir / "results/data/control/card.json").read_text())
-    for split in ("train", "test"):
+    card = json.loads((workdir / "results/data/control/seed0/card.json").read_text())
+    for split in ("train", "val", "test"):
         assert card["splits"][split]["disk_activation"]["count"] == []
         assert card["splits"][split]["pixel_classes"]["disk_only"]["pixels"] == 0
     rates = pd.read_csv(workdir / EVAL / "rates.csv").set_index("stratum")
-    assert list(rates.index) == ["outside", "inside_bg_off", "inside_bg_on", "inside", "all"]
+    base = ["outside", "inside_bg_off", "inside_bg_on", "inside", "all"]
+    assert list(rates.index) == base + [f"{name}_novel" for name in base]
     assert rates.loc["outside", "n"] == rates.loc["all", "n"] == 16 * 4
     for stratum in ("inside_bg_off", "inside_bg_on", "inside"):
         assert rates.loc[stratum, "n"] == 0
@@ -182,12 +189,16 @@ def test_no_disk_control_runs_end_to_end(workdir):
     assert control.loc[("inside", "tpr"), "n_seeds"] == 0
     assert np.isnan(control.loc[("inside", "tpr"), "mean"])
     assert control.loc[("outside", "tpr"), "n_seeds"] == 1
-    assert len(pd.read_csv(workdir / "results/findings.csv")) == 6
+    assert len(pd.read_csv(workdir / "results/findings.csv")) == 6 * 4  # dual and 3 references
+    separation = pd.read_csv(workdir / EVAL / "separation.csv")
+    assert separation["value"][separation["metric"] == "leakage"].isna().all()  # no disk
     for figure in (
         "data/layout.png",
         "data/samples_control.png",
         "cell_map_control_dual.png",
         "control/dual/seed0/reconstruction.png",
         "summary.png",
+        "separation.png",
+        "cells_inside_bg_on.png",
     ):
         assert (workdir / "results/figures" / figure).stat().st_size > 5000, figure

@@ -211,6 +211,7 @@ def _tiny(scenarios: dict, models=("vae",), seeds=(3,)) -> dict:
     config["scenarios"] = scenarios
     config["models"] = {name: DEFAULT["models"][name] for name in models}
     config["seeds"] = list(seeds)
+    config["references"] = {}
     return config
 
 

@@ -89,3 +89,50 @@ def test_cell_map(tmp_path):
     assert len([ax for ax in fig.axes if ax.get_title()]) == 4
     figures.save(fig, tmp_path / "cells.png")
     _png(tmp_path / "cells.png")
+
+
+def _summary_rows(rows):
+    stats = {"std": 0.01, "ci95_low": 0.0, "ci95_high": 1.0, "n_seeds": 3}
+    return pd.DataFrame([{**r, **stats} for r in rows])
+
+
+def test_separation_figure(tmp_path):
+    rows = [
+        {"scenario": s, "model": m, "stratum": st, "metric": me, "mean": 0.5}
+        for s in ("x90", "x50")
+        for m in ("dual", "raw", "truth")
+        for st, me, _ in figures.SEPARATION_PANELS
+    ]
+    fig = figures.separation_figure(_summary_rows(rows))
+    assert len(fig.axes) == 3 * 2
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["dual", "raw", "truth"]
+    figures.save(fig, tmp_path / "separation.png")
+    _png(tmp_path / "separation.png")
+
+
+def test_cells_figure_orders_cells_by_coverage_and_copes_with_no_covered_cell(tmp_path):
+    rows = [
+        {"scenario": "x90", "model": m, "cell": c, "stratum": "inside_bg_on",
+         "disk_coverage": cov, "metric": me, "mean": 0.4}
+        for m in ("dual", "raw")
+        for c, cov in ((6, 17 / 36), (5, 1.0))
+        for me in ("fpr", "auroc")
+    ] + [
+        {"scenario": "control", "model": "dual", "cell": 0, "stratum": "outside",
+         "disk_coverage": 0.0, "metric": "fpr", "mean": 0.0}
+    ]  # fmt: skip
+    fig = figures.cells_figure(_summary_rows(rows))
+    assert len(fig.axes) == 2 * 2  # two metrics x two scenarios (control: empty panels)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["5\nfull", "6\n47 %"]
+    figures.save(fig, tmp_path / "cells.png")
+    _png(tmp_path / "cells.png")
+
+
+def test_decomposition(tmp_path):
+    rng = np.random.default_rng(0)
+    stack = rng.random((3, 12, 12))
+    fig = figures.decomposition(stack, stack, stack, stack > 0.5, stack > 0.2)
+    assert len(fig.axes) == 3 * 5
+    figures.save(fig, tmp_path / "decomposition.png")
+    _png(tmp_path / "decomposition.png")

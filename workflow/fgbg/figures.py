@@ -249,10 +249,10 @@ def separation_figure(summary: pd.DataFrame, panels=SEPARATION_PANELS):
 def cells_figure(cells: pd.DataFrame, stratum: str = "inside_bg_on", metrics=("fpr", "auroc")):
     """Per-cell rates in one stratum (summary_cells.csv): cells (x, labelled with their
     disk coverage, fully covered first) by method (shade), per scenario (column)."""
-    cells = cells[cells["stratum"] == stratum]
-    scenarios = list(dict.fromkeys(cells["scenario"]))
+    scenarios = list(dict.fromkeys(cells["scenario"]))  # a scenario without any: empty panel
     models = list(dict.fromkeys(cells["model"]))
-    widest = max((cells[cells["scenario"] == s]["cell"].nunique() for s in scenarios), default=1)
+    cells = cells[cells["stratum"] == stratum]
+    widest = max([cells[cells["scenario"] == s]["cell"].nunique() for s in scenarios] + [1])
     fig, axes = _grid(len(metrics), len(scenarios), width=0.5 * widest * len(models) / 3 + 1.5)
     for j, scenario in enumerate(scenarios):
         here = cells[cells["scenario"] == scenario]
