@@ -56,3 +56,17 @@ def test_a_sentence_says_higher_only_when_the_paired_interval_excludes_zero():
     # identical values in every seed: a zero-width interval is no verdict
     same = comparison(_runs([0.7, 0.7], [0.7, 0.7]), "x90", "a", "b", "inside_bg_on", "auroc", True)
     assert "no verdict" in same
+
+
+def test_convergence_reports_a_loss_still_falling(tmp_path):
+    from fgbg.readme_results import convergence
+
+    for seed, tail in ((0, [100.0] * 12), (1, [100.0 - 2 * i for i in range(12)])):
+        run = tmp_path / f"models/x90/dual/seed{seed}"
+        run.mkdir(parents=True)
+        pd.DataFrame({"epoch": range(1, 13), "val_loss": tail}).to_csv(run / "history.csv")
+    row = convergence(tmp_path).iloc[0]
+    assert row["runs"] == 2
+    assert row["change_last_10_max"] == 0  # the flat run
+    assert row["change_last_10_min"] == (78 - 98) / 98  # the falling one is not flat
+    assert row["spread_max"] == (86 - 78) / 82

@@ -114,6 +114,32 @@ def comparisons(runs: pd.DataFrame, pairs: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def convergence(results: Path, last: int = 5) -> pd.DataFrame:
+    """Per scenario and model, over seeds: the spread (max - min) / mean of the validation
+    loss over the last `last` epochs, and its change over the last 10 epochs (the training
+    defaults' criterion: a flat held-out loss at the end), from every run's history.csv."""
+    rows = []
+    for path in sorted(results.glob("models/*/*/seed*/history.csv")):
+        loss = pd.read_csv(path)["val_loss"]
+        tail = loss.iloc[-last:]
+        rows.append(
+            {
+                "scenario": path.parts[-4],
+                "model": path.parts[-3],
+                "spread": (tail.max() - tail.min()) / tail.mean(),
+                "change_last_10": (loss.iloc[-1] - loss.iloc[0 if len(loss) < 11 else -11])
+                / loss.iloc[0 if len(loss) < 11 else -11],
+            }
+        )
+    table = pd.DataFrame(rows).groupby(["scenario", "model"], sort=False)
+    return table.agg(
+        runs=("spread", "size"),
+        spread_max=("spread", "max"),
+        change_last_10_min=("change_last_10", "min"),
+        change_last_10_max=("change_last_10", "max"),
+    ).reset_index()
+
+
 def main(results: Path, pairs: list[tuple[str, str]] = ()) -> str:
     wide = pd.read_csv(results / "summary_wide.csv")
     found = pd.read_csv(results / "findings.csv")
@@ -124,6 +150,8 @@ def main(results: Path, pairs: list[tuple[str, str]] = ()) -> str:
     ]
     if pairs:
         parts.append(comparisons(per_run(results), list(pairs)))
+    if any(results.glob("models/*/*/seed*/history.csv")):
+        parts.append(markdown_table(convergence(results).round(4)))
     return "\n\n".join(parts)
 
 
