@@ -189,3 +189,12 @@ def test_rate_intervals_stay_within_zero_and_one():
     clipped = t_interval([1.0, 1.0, 0.9], bounds=(0, 1))
     assert free["ci95_high"] > 1 and clipped["ci95_high"] == 1
     assert clipped["ci95_low"] == free["ci95_low"] and clipped["mean"] == free["mean"]
+
+
+def test_opening_reference_keeps_solid_cells_and_drops_a_noisy_disk():
+    data = real_split("x90", n=300)
+    tables = _tables(data, "opening")
+    rates = tables["rates"].set_index("stratum")
+    assert rates.loc["inside_bg_on", "auroc"] > 0.95 and rates.loc["outside", "auroc"] == 1
+    leakage = tables["separation"].set_index(["region", "metric"])["value"]
+    assert leakage["active_disks", "leakage"] < 0.2  # raw keeps ~0.84

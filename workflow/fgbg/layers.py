@@ -10,6 +10,7 @@ same way, and a state dict moves between the two forms unchanged.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -56,3 +57,13 @@ class PatchConvTranspose2d(nn.Module):
         out = torch.addmm(bias, rows, self.weight.flatten(1))  # (n*h*w, out*k*k)
         out = out.view(n, h, w, out_channels, k, k).permute(0, 3, 1, 4, 2, 5)
         return out.reshape(n, out_channels, h * k, w * k)
+
+
+def soft_opening(x: torch.Tensor, k: int, sharpness: float = 72.0) -> torch.Tensor:
+    """The morphological opening of (N, 1, H, W) images by a k x k square, soft: a window
+    scores relu(1 - sharpness (1 - its mean)) (at 72, one off pixel in a 6 x 6 window gives
+    0), and a pixel takes the best window covering it. Marks every pixel covered by a hole-free
+    k x k window: a cell, but hardly ever a noisy background (0.84^36 = 0.002 for a 6 x 6
+    window of a disk). Parameter-free: one average and one max pooling."""
+    full = torch.relu(1 - sharpness * (1 - F.avg_pool2d(x, k, stride=1)))
+    return F.max_pool2d(F.pad(full, (k - 1,) * 4), k, stride=1)

@@ -9,7 +9,10 @@ for these images?", so that it is one more row in every table:
   (square distance) that are more than ``inner`` pixels from every cell. Its pixel output
   (for the pixel metrics) is x minus ``factor`` times the mean of the cell-free pixels in the
   (2 outer + size) wide square around each pixel, the same correction applied everywhere;
-- ``truth``: the true active-cell mask (a ceiling: perfect everywhere).
+- ``truth``: the true active-cell mask (a ceiling: perfect everywhere);
+- ``opening``: the soft morphological opening of x by a cell-sized square
+  (`fgbg.layers.soft_opening`), the filter the layered model's foreground encoder is given:
+  what a fixed filter alone achieves, so that the model is judged on what it adds.
 
 A reference knows the cells' masks (as a user who has drawn ROIs does); only ``truth``
 reads the per-image activity.
@@ -18,10 +21,12 @@ reads the per-image activity.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy import ndimage
 
 from fgbg.config import schema_defaults
 from fgbg.generate import active_cover, pixel_cell_index
+from fgbg.layers import soft_opening
 
 
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -81,10 +86,14 @@ def reference_outputs(config: dict, dataset) -> dict:
         index = pixel_cell_index(cell_mask)
         active = active_cover(dataset["cell_active"].values.astype(bool), index)
         return {"foreground": active.reshape(images.shape).astype(np.float32)}
+    if kind == "opening":
+        x = torch.as_tensor(images, dtype=torch.float32).unsqueeze(1)
+        opened = soft_opening(x, _cell_side(cell_mask), config["sharpness"])
+        return {"foreground": opened[:, 0].numpy()}
     if kind == "neuropil":
         args = (cell_mask, config["factor"], config["inner"], config["outer"])
         return {
             "foreground": neuropil_image(images, *args).astype(np.float32),
             "scores": neuropil_scores(images, *args),
         }
-    raise ValueError(f"reference type {kind!r} is not one of raw, neuropil, truth")
+    raise ValueError(f"reference type {kind!r} is not one of raw, neuropil, truth, opening")

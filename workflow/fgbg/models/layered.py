@@ -8,29 +8,34 @@ Generative model (H x W binary image x, cell size c, patch grid H / c x W / c):
     f = sigmoid(F(z_fg))       foreground layer; F: a patch_context x patch_context convolution
                                over the latent map (a cell that straddles patches is drawn by
                                one latent), then a c x c patch painter
-    b = sigmoid(B(z_bg))       background layer; B: an MLP to a coarse bg_grid x bg_grid map
-                               of logits, bilinearly upsampled ("coarse"), or to H x W ("full")
+    b = B(z_bg)                background layer ("shape", the default): a flat level times a
+                               sharp-edged mask, b = sigmoid(l) sigmoid(bg_sharpness m), with l
+                               and a coarse bg_grid x bg_grid map m (bilinearly upsampled)
+                               decoded from z_bg; or sigmoid of the coarse map ("coarse") or of
+                               an H x W map ("full")
     x[p] ~ Bernoulli(1 - (1 - f[p]) (1 - b[p]))   a pixel is on when a cell or the
                                                   background turns it on
 
     loss = -E_q[log p(x | z_fg, z_bg)] + fg_kl_weight KL(z_fg) + KL(z_bg)
            + fg_pixel_penalty * sum_p f[p]        (one reparameterised sample, analytic KL)
 
-The foreground output the evaluation scores is f alone (`foreground_layer`).
+The foreground encoder sees x and, with `fg_opening`, the soft morphological opening of x by
+a c x c square (`fgbg.layers.soft_opening`): the pixels covered by a hole-free cell-sized
+window. The foreground output the evaluation scores is f alone (`foreground_layer`).
 
 What keeps the layers apart (measured; README "The layered model"):
 - the foreground pays per patch it uses (its KL) and per expected pixel it draws
-  (fg_pixel_penalty), and paints only locally: a 30-pixel disk costs it about 25 patches and
-  700 pixels of penalty, the background one global latent. The penalty is what brings the
-  leakage down;
-- the background is a low-dimensional global code decoded on a coarse map: it cannot draw a
-  sharp cell (a full-resolution background takes the cells' mean and the foreground dies);
-- a cell-scale latent map gives the foreground the capacity for ten independent cells.
-Known limit: cells under an active disk are not told apart. Where the background already
-explains a pixel, d log p / d(f logit) is proportional to f, so once f is near 0 there a cell
-cannot be switched back on. `fg_grad_floor` raises that gradient on on-pixels (backward
-only; the loss value is unchanged) and `bg_warmup_epochs` trains the background alone first:
-both are ablations, off by default.
+  (fg_pixel_penalty), and paints only locally: a 30-pixel disk costs it about 700 pixels of
+  penalty, the background one global latent;
+- the background cannot draw a cell: it is flat inside its coarse shape. A coarse map of
+  logits ("coarse") draws the cells' mean brightness over cells under a disk (0.92 where the
+  disk gives 0.84), and the foreground then dies there; a full-resolution one draws the cells;
+- the opening tells the patch encoder, whose 6 x 6 grid does not align with the cells,
+  which windows are hole-free: without it the cells under an active disk stay dead. Where the
+  background already explains a pixel, d log p / d(f logit) is proportional to f, so a
+  foreground that reaches 0 there does not come back.
+`fg_grad_floor` (a backward-only floor on that gradient) and `bg_warmup_epochs` (the
+background alone first, SPACE's order) are ablations, off by default.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fgbg.layers import PatchConv2d, PatchConvTranspose2d
+from fgbg.layers import PatchConv2d, PatchConvTranspose2d, soft_opening
 from fgbg.losses import gaussian_kl
 from fgbg.models.base import reparameterise
 
@@ -73,7 +78,7 @@ class LayeredVAE(nn.Module):
         self.grid = (height // k, width // k)
         pad = ctx // 2
         self.fg_encoder = nn.Sequential(
-            PatchConv2d(1, ch, k),
+            PatchConv2d(1 + int(c["fg_opening"]), ch, k),
             nn.ReLU(),
             nn.Conv2d(ch, ch, ctx, padding=pad),
             nn.ReLU(),
@@ -92,6 +97,7 @@ class LayeredVAE(nn.Module):
             nn.Flatten(), nn.Linear(pooled, hidden), nn.ReLU(), nn.Linear(hidden, 2 * e)
         )
         out = height * width if c["bg_decoder"] == "full" else c["bg_grid"] ** 2
+        out += int(c["bg_decoder"] == "shape")  # the level's logit
         self.bg_decoder = nn.Sequential(
             nn.Linear(e, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
             nn.Linear(hidden, out),
@@ -99,20 +105,33 @@ class LayeredVAE(nn.Module):
         with torch.no_grad():  # both layers start nearly empty, the foreground less so
             self.fg_decoder[-1].bias.fill_(c["fg_init_bias"])
             self.bg_decoder[-1].bias.fill_(-4.0)
+            if c["bg_decoder"] == "shape":
+                self.bg_decoder[-1].bias[1:].fill_(0.0)
 
     def encode(self, x):
         """{"z_fg": (mu, logvar) flattened to (N, d * h * w), "z_bg": (mu, logvar) (N, e)}."""
         mu_bg, logvar_bg = self.bg_encoder(F.avg_pool2d(x, self.config["bg_pool"])).chunk(2, 1)
-        mu_fg, logvar_fg = self.fg_encoder(x).flatten(1).view(len(x), 2, -1).unbind(1)
+        inputs = x
+        if self.config["fg_opening"]:
+            opening = soft_opening(x, self.config["fg_kernel"], self.config["fg_opening_sharpness"])
+            inputs = torch.cat([x, opening], dim=1)
+        mu_fg, logvar_fg = self.fg_encoder(inputs).flatten(1).view(len(x), 2, -1).unbind(1)
         return {"z_fg": (mu_fg, logvar_fg), "z_bg": (mu_bg, logvar_bg)}
 
     def background_logits(self, z_bg):
+        c = self.config
         b = self.bg_decoder(z_bg)
-        if self.config["bg_decoder"] == "full":
+        if c["bg_decoder"] == "full":
             return b.view(-1, 1, self.height, self.width)
-        g = self.config["bg_grid"]
-        size = (self.height, self.width)
-        return F.interpolate(b.view(-1, 1, g, g), size=size, mode="bilinear", align_corners=False)
+        g, size = c["bg_grid"], (self.height, self.width)
+        if c["bg_decoder"] == "coarse":
+            return F.interpolate(
+                b.view(-1, 1, g, g), size=size, mode="bilinear", align_corners=False
+            )
+        level, mask = b[:, :1].view(-1, 1, 1, 1), b[:, 1:].view(-1, 1, g, g)
+        mask = F.interpolate(mask, size=size, mode="bilinear", align_corners=False)
+        log_b = F.logsigmoid(level) + F.logsigmoid(c["bg_sharpness"] * mask)  # log b < 0
+        return log_b - torch.log(-torch.expm1(log_b.clamp_max(-1e-6)))  # logit of b
 
     def decode(self, latents):
         """{"foreground": f logits, "background": b logits} (N, 1, H, W) each."""
