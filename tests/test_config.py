@@ -326,3 +326,20 @@ def test_config_checker_names_file_and_line_of_a_configfile(tmp_path):
     path.write_text((ROOT / "config.yaml").read_text())
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT / "workflow")
     assert result.returncode == 0 and result.stdout.strip() == f"{path}: valid"
+
+
+def test_each_model_keeps_only_the_keys_of_its_type():
+    config = copy.deepcopy(DEFAULT)
+    config["models"] = {"d": {"type": "dual"}, "l": {"type": "layered"}, "v": {"type": "vae"}}
+    models = load_config(config)["models"]
+    # a layered default (or a dual one) never reaches another family's parameters
+    assert "fg_kl_weight" in models["l"] and "fg_kl_weight" not in models["d"]
+    assert "z1_dim" in models["d"] and "z1_dim" not in models["l"] and "z1_dim" not in models["v"]
+    assert models["v"]["latent_dim"] == 5 and models["l"]["fg_kernel"] == 6
+
+
+def test_a_key_of_another_type_is_named():
+    config = copy.deepcopy(DEFAULT)
+    config["models"] = {"l": {"type": "layered", "z1_dim": 3}}
+    with pytest.raises(ConfigError, match=r"^config error: models\.l\.z1_dim: not a key of type"):
+        load_config(config)

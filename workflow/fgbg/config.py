@@ -46,19 +46,43 @@ def load_schema() -> dict:
         return yaml.safe_load(fh)
 
 
-def schema_defaults(section: str) -> dict:
+def _section_properties(section: str) -> dict:
+    schema = load_schema()["properties"][section]
+    named = section in ("models", "references")
+    properties = schema["additionalProperties" if named else "properties"]
+    return properties["properties"] if named else properties
+
+
+def schema_defaults(section: str, kind: str | None = None) -> dict:
     """The schema's defaults of one section's keys: `training`, or `models` / `references`
-    (per variant).
+    (per variant; with `kind`, a model type, only the keys of that type).
 
     The single home of these defaults; code that runs without the workflow (tests,
     notebooks) fills its configs from here too.
     """
-    schema = load_schema()["properties"][section]
-    named = section in ("models", "references")
-    properties = schema["additionalProperties" if named else "properties"]
-    if named:
-        properties = properties["properties"]
-    return {k: copy.deepcopy(v["default"]) for k, v in properties.items() if "default" in v}
+    return {
+        k: copy.deepcopy(v["default"])
+        for k, v in _section_properties(section).items()
+        if "default" in v and (kind is None or kind in v.get("x-types", [kind]))
+    }
+
+
+def _only_type_keys(config: dict, given: dict) -> None:
+    """Keep in each model only the keys of its type (`x-types` in the schema), so that a
+    default of one family never changes another family's parameters (and reruns its jobs);
+    a key the user gave that its type does not have is an error."""
+    properties = _section_properties("models")
+    for name, model in config["models"].items():
+        kind = model["type"]
+        for key in list(model):
+            types = properties.get(key, {}).get("x-types", [kind])
+            if kind not in types:
+                if key in given.get(name, {}):
+                    raise ConfigError(
+                        f"models.{name}.{key}",
+                        f"not a key of type {kind} (it belongs to {', '.join(types)})",
+                    )
+                del model[key]
 
 
 def _key(path) -> str:
@@ -152,7 +176,7 @@ def check_semantics(config: dict) -> None:
             )
     for name, model in config["models"].items():
         pool = model.get("pool_size")
-        if model["type"] == "dual" and (height % pool or width % pool):
+        if model["type"] == "dual" and (height % pool or width % pool):  # dual only
             raise ConfigError(
                 f"models.{name}.pool_size",
                 f"image size {height} x {width} is not divisible by the pooling size {pool}",
@@ -180,6 +204,12 @@ def check_semantics(config: dict) -> None:
                 )
         if not params["binarize"]["enabled"]:
             for model_name, model in config["models"].items():
+                if model["type"] == "layered":
+                    raise ConfigError(
+                        f"models.{model_name}.type",
+                        f"layered models need binary images but scenario {name} has "
+                        "binarize.enabled: false",
+                    )
                 if model.get("likelihood") == "bernoulli":
                     raise ConfigError(
                         f"models.{model_name}.likelihood",
@@ -211,7 +241,9 @@ def check_names(config: dict) -> None:
 def load_config(config: dict) -> dict:
     """Validate `config` (a dict as Snakemake loaded it); return it with defaults filled."""
     check_names(config)
+    given = copy.deepcopy(dict(config.get("models") or {}))
     config = validate_schema(config)
+    _only_type_keys(config, given)
     check_semantics(config)
     return config
 

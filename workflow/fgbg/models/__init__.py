@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from fgbg.models.base import DEFAULTS
+from fgbg.config import schema_defaults
 from fgbg.models.dual import DualVAE
 from fgbg.models.layered import LayeredVAE
 from fgbg.models.vae import VAE
@@ -21,9 +21,10 @@ MODEL_TYPES = {"dual": DualVAE, "vae": VAE, "layered": LayeredVAE}
 
 
 def resolve_config(model_config: dict) -> dict:
-    """The model config with every hyperparameter filled in (schema defaults win when given)."""
-    config = {**DEFAULTS, **model_config}
-    config["fg_channels"] = list(config["fg_channels"])
+    """The model config with every hyperparameter of its type filled in from the schema."""
+    config = {**schema_defaults("models", model_config.get("type")), **model_config}
+    if "fg_channels" in config:
+        config["fg_channels"] = list(config["fg_channels"])
     return config
 
 

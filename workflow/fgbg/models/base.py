@@ -10,12 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fgbg.config import schema_defaults
 from fgbg.layers import PatchConv2d, PatchConvTranspose2d
 from fgbg.losses import bernoulli_log_likelihood, gaussian_log_likelihood
-
-# Hyperparameters a model config may leave out (the config schema is their one home).
-DEFAULTS = schema_defaults("models")
 
 
 def reparameterise(mu, logvar, generator=None):
