@@ -48,14 +48,14 @@ def _runs(a_values, b_values):
 def test_a_sentence_says_higher_only_when_the_paired_interval_excludes_zero():
     clear = comparison(_runs([0.9, 0.8, 0.95], [0.6, 0.5, 0.66]), "x90", "a", "b",
                        "inside_bg_on", "auroc", True)  # fmt: skip
-    assert "`a` is higher (better) than `b`" in clear
+    assert clear["verdict"] == "a higher (better)" and clear["a - b [95 % CI] (n)"][0] == "+"
     # the same means, but the per-seed differences disagree in sign: no claim
     noisy = comparison(_runs([0.9, 0.3, 0.95], [0.6, 0.9, 0.66]), "x90", "a", "b",
                        "inside_bg_on", "auroc", True)  # fmt: skip
-    assert "not resolved" in noisy and "higher" not in noisy
+    assert noisy["verdict"].startswith("not resolved") and "higher" not in noisy["verdict"]
     # identical values in every seed: a zero-width interval is no verdict
     same = comparison(_runs([0.7, 0.7], [0.7, 0.7]), "x90", "a", "b", "inside_bg_on", "auroc", True)
-    assert "no verdict" in same
+    assert same["verdict"].startswith("no verdict")
 
 
 def test_convergence_reports_a_loss_still_falling(tmp_path):
@@ -70,3 +70,23 @@ def test_convergence_reports_a_loss_still_falling(tmp_path):
     assert row["change_last_10_max"] == 0  # the flat run
     assert row["change_last_10_min"] == (78 - 98) / 98  # the falling one is not flat
     assert row["spread_max"] == (86 - 78) / 82
+
+
+def test_targets_say_met_only_when_the_interval_is_past_the_bound():
+    from fgbg.readme_results import targets
+
+    def row(metric, stratum, mean, low, high):
+        return {"scenario": "x90", "model": "m", "stratum": stratum, "metric": metric,
+                "mean": mean, "ci95_low": low, "ci95_high": high}  # fmt: skip
+
+    summary = pd.DataFrame(
+        [
+            row("auroc", "inside_bg_on", 0.995, 0.992, 0.998),  # met
+            row("fpr", "inside_bg_on", 0.04, 0.02, 0.07),  # mean met, CI crosses 0.05
+            row("leakage", "active_disks", 0.08, 0.07, 0.09),  # missed by 0.03
+        ]
+    )
+    verdicts = targets(summary, "m").set_index("target")["verdict"]
+    assert verdicts["auroc `inside_bg_on` >= 0.99"] == "met"
+    assert verdicts["fpr `inside_bg_on` <= 0.05"] == "mean met, CI crosses"
+    assert verdicts["leakage `active_disks` <= 0.05"] == "missed by 0.030"

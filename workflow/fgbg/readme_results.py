@@ -3,11 +3,11 @@
     python -m fgbg.readme_results [results/] [--compare A:B ...]
 
 Reads results/summary_wide.csv, results/findings.csv and the per-run rates.csv and
-separation.csv under results/eval/. The comparative sentences are generated, never typed:
-each compares two methods on one quantity in one scenario with the paired 95 % interval of
-the per-seed differences (the two methods of a seed share its data replicate), and says
+separation.csv under results/eval/. The comparisons are generated, never typed: each row
+compares two methods on one quantity in one scenario with the paired 95 % interval of the
+per-seed differences (the two methods of a seed share its data replicate), and says
 "higher" or "lower" only when that interval excludes 0 (the findings' rule, without margin);
-otherwise it says the difference is not resolved.
+otherwise "not resolved", and "no verdict" for a zero-width interval or a saturated measure.
 """
 
 from __future__ import annotations
@@ -87,31 +87,72 @@ def sample(runs: pd.DataFrame, scenario, model, stratum, metric) -> Sample:
     return Sample(f"{scenario} {model} {metric}({stratum})", values)
 
 
-def comparison(runs: pd.DataFrame, scenario: str, a: str, b: str, stratum, metric, up) -> str:
-    """One sentence: a against b on one quantity, from the paired interval."""
+def comparison(runs: pd.DataFrame, scenario: str, a: str, b: str, stratum, metric, up) -> dict:
+    """One row: a against b on one quantity in one scenario, from the paired interval."""
     first, second = (sample(runs, scenario, m, stratum, metric) for m in (a, b))
     part = paired(first, second, ">", 0.0)
-    what = f"`{stratum}` {metric}"
+    row = {"scenario": scenario, "quantity": f"{metric} `{stratum}`", "a vs b": f"{a} vs {b}"}
     if part.verdict == "inconclusive" and part.reason:
-        return f"- {scenario}, {what}: `{a}` vs `{b}`: no verdict ({part.reason})."
-    diff = f"paired difference {part.mean:+.3f} [{part.low:+.3f}, {part.high:+.3f}], n = {part.n}"
+        return {**row, "a - b [95 % CI] (n)": "", "verdict": f"no verdict ({part.reason})"}
+    diff = f"{part.mean:+.3f} [{part.low:+.3f}, {part.high:+.3f}] ({part.n})"
     if part.verdict == "inconclusive":
-        return f"- {scenario}, {what}: `{a}` and `{b}` are not resolved ({diff})."
+        return {**row, "a - b [95 % CI] (n)": diff, "verdict": "not resolved (CI contains 0)"}
     higher = part.verdict == "supported"
-    word = "higher" if higher else "lower"
     better = "better" if higher == up else "worse"
-    return f"- {scenario}, {what}: `{a}` is {word} ({better}) than `{b}` ({diff})."
+    word = f"{a} {'higher' if higher else 'lower'} ({better})"
+    return {**row, "a - b [95 % CI] (n)": diff, "verdict": word}
 
 
-def comparisons(runs: pd.DataFrame, pairs: list[tuple[str, str]]) -> str:
+def comparisons(runs: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.DataFrame:
     scenarios = list(dict.fromkeys(runs["scenario"]))
-    lines = [
+    rows = [
         comparison(runs, scenario, a, b, stratum, metric, up)
         for a, b in pairs
         for scenario in scenarios
         for stratum, metric, up in COMPARED
     ]
-    return "\n".join(lines)
+    return pd.DataFrame(rows)
+
+
+# The layered model's targets (issue "models that separate"): (stratum, metric, ">=" or "<=", bound)
+TARGETS = (
+    ("inside_bg_on", "auroc", ">=", 0.99),
+    ("inside_bg_on", "tpr", ">=", 0.95),
+    ("inside_bg_on", "fpr", "<=", 0.05),
+    ("active_disks", "leakage", "<=", 0.05),
+    ("outside", "auroc", ">=", 0.99),
+    ("inside_bg_off", "auroc", ">=", 0.99),
+)
+
+
+def targets(summary: pd.DataFrame, model: str) -> pd.DataFrame:
+    """Each target per scenario: the mean [95 % CI] over seeds and whether it is met: "met"
+    when the whole interval is on the right side of the bound, "missed by D" when the mean is
+    on the wrong side (D = its distance to the bound), "mean met, CI crosses" otherwise."""
+    rows = []
+    keyed = summary[summary["model"] == model].set_index(["scenario", "stratum", "metric"])
+    for scenario in dict.fromkeys(summary["scenario"]):
+        for stratum, metric, side, bound in TARGETS:
+            if (scenario, stratum, metric) not in keyed.index:
+                continue
+            r = keyed.loc[(scenario, stratum, metric)]
+            sign = 1 if side == ">=" else -1
+            worst = r["ci95_low"] if sign == 1 else r["ci95_high"]
+            if sign * (r["mean"] - bound) < 0:
+                verdict = f"missed by {abs(r['mean'] - bound):.3f}"
+            elif sign * (worst - bound) >= 0:
+                verdict = "met"
+            else:
+                verdict = "mean met, CI crosses"
+            rows.append(
+                {
+                    "scenario": scenario,
+                    "target": f"{metric} `{stratum}` {side} {bound}",
+                    "mean [95 % CI]": f"{r['mean']:.3f} [{r['ci95_low']:.3f}, {r['ci95_high']:.3f}]",
+                    "verdict": verdict,
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def convergence(results: Path, last: int = 5) -> pd.DataFrame:
@@ -140,7 +181,7 @@ def convergence(results: Path, last: int = 5) -> pd.DataFrame:
     ).reset_index()
 
 
-def main(results: Path, pairs: list[tuple[str, str]] = ()) -> str:
+def main(results: Path, pairs: list[tuple[str, str]] = (), target_model: str = "") -> str:
     wide = pd.read_csv(results / "summary_wide.csv")
     found = pd.read_csv(results / "findings.csv")
     applicable = found[found["verdict"] != "not applicable"]
@@ -149,7 +190,10 @@ def main(results: Path, pairs: list[tuple[str, str]] = ()) -> str:
         markdown_table(applicable[["model", "finding", "verdict", "numbers"]]),
     ]
     if pairs:
-        parts.append(comparisons(per_run(results), list(pairs)))
+        parts.append(markdown_table(comparisons(per_run(results), list(pairs))))
+    if target_model:
+        summary = pd.read_csv(results / "summary.csv")
+        parts.append(markdown_table(targets(summary, target_model)))
     if any(results.glob("models/*/*/seed*/history.csv")):
         parts.append(markdown_table(convergence(results).round(4)))
     return "\n\n".join(parts)
@@ -161,5 +205,6 @@ if __name__ == "__main__":
     parser.add_argument(
         "--compare", nargs="*", default=[], help="method pairs A:B for comparative sentences"
     )
+    parser.add_argument("--targets", default="", help="a model whose targets to check")
     args = parser.parse_args()
-    print(main(args.results, [tuple(p.split(":")) for p in args.compare]))
+    print(main(args.results, [tuple(p.split(":")) for p in args.compare], args.targets))
