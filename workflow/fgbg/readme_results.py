@@ -137,7 +137,8 @@ def targets(summary: pd.DataFrame, model: str) -> pd.DataFrame:
                 continue
             r = keyed.loc[(scenario, stratum, metric)]
             sign = 1 if side == ">=" else -1
-            worst = r["ci95_low"] if sign == 1 else r["ci95_high"]
+            low, high = r["ci95_low"], r["ci95_high"]
+            worst = low if sign == 1 else high
             if sign * (r["mean"] - bound) < 0:
                 verdict = f"missed by {abs(r['mean'] - bound):.3f}"
             elif sign * (worst - bound) >= 0:
@@ -148,7 +149,7 @@ def targets(summary: pd.DataFrame, model: str) -> pd.DataFrame:
                 {
                     "scenario": scenario,
                     "target": f"{metric} `{stratum}` {side} {bound}",
-                    "mean [95 % CI]": f"{r['mean']:.3f} [{r['ci95_low']:.3f}, {r['ci95_high']:.3f}]",
+                    "mean [95 % CI]": f"{r['mean']:.3f} [{low:.3f}, {high:.3f}]",
                     "verdict": verdict,
                 }
             )
