@@ -190,7 +190,8 @@ def test_no_disk_control_runs_end_to_end(workdir):
     assert control.loc[("inside", "tpr"), "n_seeds"] == 0
     assert np.isnan(control.loc[("inside", "tpr"), "mean"])
     assert control.loc[("outside", "tpr"), "n_seeds"] == 1
-    assert len(pd.read_csv(workdir / "results/findings.csv")) == 6 * 4  # dual and 3 references
+    references = yaml.safe_load((workdir / "config.yaml").read_text())["references"]
+    assert len(pd.read_csv(workdir / "results/findings.csv")) == 6 * (1 + len(references))
     separation = pd.read_csv(workdir / EVAL / "separation.csv")
     assert separation["value"][separation["metric"] == "leakage"].isna().all()  # no disk
     for figure in (
