@@ -46,7 +46,8 @@ def model_outputs(model, images, likelihood="bernoulli", batch_size=250, train_i
 
     A model provides ``encode`` and ``foreground_layer(x, switched_off=())`` (its foreground
     mean with the named latent blocks at zero); one with a background branch also
-    ``background_branch(x) -> (prediction, target)``.
+    ``background_branch(x) -> (prediction, target)`` and ``background_target(x)`` (g(x) alone,
+    for the constant predictor over the training images).
     """
     model.eval()
     parts: dict[str, list] = {"foreground": [], "foreground_z2_off": []}
@@ -69,7 +70,7 @@ def model_outputs(model, images, likelihood="bernoulli", batch_size=250, train_i
         out["background"], out["target"] = np.concatenate(background), np.concatenate(target)
         if train_images is not None:
             g_train = np.concatenate(
-                [model.background_branch(x)[1][:, 0].numpy() for x in _batches(train_images, 1000)]
+                [model.background_target(x)[:, 0].numpy() for x in _batches(train_images, 1000)]
             )
             out["constant"] = np.broadcast_to(np.median(g_train, axis=0), out["target"].shape)
     return out

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from fgbg.findings import Sample, paired
+from fgbg.summary import read_runs
 
 HEADLINE = (
     ("outside", "auroc"),
@@ -64,16 +65,15 @@ def headline(wide: pd.DataFrame) -> pd.DataFrame:
 def per_run(results: Path) -> pd.DataFrame:
     """Long table (scenario, model, seed, stratum, metric, value) of every run's rates.csv
     and separation.csv."""
-    frames = []
-    for path in sorted(results.glob("eval/*/*/seed*/rates.csv")):
-        scenario, model, seed = path.parts[-4], path.parts[-3], int(path.parts[-2][4:])
-        rates = pd.read_csv(path).melt(id_vars="stratum", var_name="metric")
-        separation = pd.read_csv(path.with_name("separation.csv")).rename(
-            columns={"region": "stratum"}
-        )[["stratum", "metric", "value"]]
-        for table in (rates, separation):
-            frames.append(table.assign(scenario=scenario, model=model, seed=seed))
-    return pd.concat(frames, ignore_index=True)
+    runs = [
+        (path.parts[-4], path.parts[-3], path.parts[-2][4:], path.parent)
+        for path in sorted(results.glob("eval/*/*/seed*/rates.csv"))
+    ]
+    keys = ["scenario", "model", "seed", "stratum"]
+    rates = read_runs([(*run[:3], run[3] / "rates.csv") for run in runs])
+    separation = read_runs([(*run[:3], run[3] / "separation.csv") for run in runs])
+    separation = separation.rename(columns={"region": "stratum"})[[*keys, "metric", "value"]]
+    return pd.concat([rates.melt(id_vars=keys, var_name="metric"), separation], ignore_index=True)
 
 
 def sample(runs: pd.DataFrame, scenario, model, stratum, metric) -> Sample:
@@ -169,8 +169,7 @@ def convergence(results: Path, last: int = 5) -> pd.DataFrame:
                 "scenario": path.parts[-4],
                 "model": path.parts[-3],
                 "spread": (tail.max() - tail.min()) / tail.mean(),
-                "change_last_10": (loss.iloc[-1] - loss.iloc[0 if len(loss) < 11 else -11])
-                / loss.iloc[0 if len(loss) < 11 else -11],
+                "change_last_10": loss.iloc[-1] / loss.iloc[max(len(loss) - 11, 0)] - 1,
             }
         )
     table = pd.DataFrame(rows).groupby(["scenario", "model"], sort=False)

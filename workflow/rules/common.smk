@@ -10,6 +10,7 @@ from fgbg.config import (
     scenario_params,
     typed,
 )
+from fgbg.generate import data_seed
 from snakemake.utils import update_config
 
 
@@ -92,14 +93,10 @@ def split_store(split):
     return path
 
 
-def data_seed(wildcards):
-    """The generator entropy of a replicate (fgbg.generate.data_seed)."""
-    base = config["data"]["seed"]
-    return (
-        base
-        if wildcards.replicate == "shared"
-        else [base, int(wildcards.replicate[4:])]
-    )
+def replicate_entropy(wildcards):
+    """The generator entropy of the job's data replicate (fgbg.generate.data_seed)."""
+    seed = None if wildcards.replicate == "shared" else int(wildcards.replicate[4:])
+    return data_seed(config["data"]["seed"], seed)
 
 
 def first_replicate_store(scenario, split="train"):

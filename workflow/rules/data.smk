@@ -17,7 +17,7 @@ rule generate_data:
         "../../envs/data.yaml"
     params:
         generation=lambda wc: scenario_params(config, wc.scenario),
-        seed=data_seed,
+        seed=replicate_entropy,
         sizes={
             "train": config["data"]["n_train"],
             "val": config["data"]["n_val"],
