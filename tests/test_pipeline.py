@@ -90,7 +90,7 @@ def test_summary_equals_the_mean_of_rates_recomputed_from_cells(workdir):
         "scenario", "model", "stratum", "metric", "mean", "std", "ci95_low", "ci95_high",
         "n_seeds",
     ]  # fmt: skip
-    assert set(summary["metric"]) == set(METRICS) | {"leakage", "pixel_ap"}
+    assert set(summary["metric"]) == set(METRICS) | {"leakage", "leakage_ratio", "pixel_ap"}
     assert set(summary["model"]) == {*MODELS, "raw", "neuropil", "truth", "opening"}
     checked = 0
     for model in MODELS:

@@ -198,3 +198,35 @@ def test_opening_reference_keeps_solid_cells_and_drops_a_noisy_disk():
     assert rates.loc["inside_bg_on", "auroc"] > 0.95 and rates.loc["outside", "auroc"] == 1
     leakage = tables["separation"].set_index(["region", "metric"])["value"]
     assert leakage["active_disks", "leakage"] < 0.2  # raw keeps ~0.84
+
+
+def test_leakage_ratio_is_scale_free_where_leakage_is_not():
+    """0.6 x an output lowers leakage by 40 % and leaves leakage_ratio exactly where it was;
+    the raw image keeps a high ratio, the truth 0."""
+    data = real_split("x90_20", n=300)
+    raw = data["images"].values.astype(float)
+    full, scaled = _separation(data, raw), _separation(data, 0.6 * raw)
+    for region in ("disk0", "disk1", "active_disks"):
+        assert scaled[region, "leakage"] == pytest.approx(0.6 * full[region, "leakage"])
+        assert scaled[region, "leakage"] < full[region, "leakage"]
+        assert scaled[region, "leakage_ratio"] == pytest.approx(
+            full[region, "leakage_ratio"], rel=1e-12
+        )
+    assert 0.75 < full["active_disks", "leakage_ratio"] < 0.9  # cells 1, disk pixels ~0.84
+    cells, _ = _cover(data)
+    assert _separation(data, cells.astype(float))["active_disks", "leakage_ratio"] == 0
+
+
+def test_leakage_ratio_denominator_is_the_cells_under_the_disk():
+    """An output that dims everything under an active disk (cells too) leaks little in
+    absolute terms but keeps its ratio; no active cell under the disk gives NaN."""
+    data = clean_split("x90", n=100)
+    cells, disks = _cover(data)
+    dimmed = np.where(disks, 0.1 * np.where(cells, 1.0, 0.8), cells.astype(float))
+    result = _separation(data, dimmed)
+    assert result["active_disks", "leakage"] == pytest.approx(0.08)
+    assert result["active_disks", "leakage_ratio"] == pytest.approx(0.8)
+    data["cell_active"][:] = 0
+    empty = _separation(data, np.where(disks, 0.5, 0.0))
+    assert math.isnan(empty["active_disks", "leakage_ratio"])
+    assert math.isnan(empty["disk0", "leakage_ratio"])
