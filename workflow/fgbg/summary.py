@@ -3,7 +3,16 @@
 Reads only per-run tables (rates.csv, separation.csv, cell_rates.csv, latent.csv); knows
 nothing of models or training. Every interval of a quantity bounded by [0, 1] (rates, AUROC,
 AP, leakage, probe scores, MAE) is clipped to [0, 1]: the t-interval is symmetric, so near 0
-or 1 with few seeds it would otherwise run past the possible values.
+or 1 with few seeds it would otherwise run past the possible values; a leakage ratio is only
+bounded below (by 0).
+
+Pass counts (fgbg.targets, SPEC section 9) are rows of summary.csv too, after each
+(scenario, model)'s metrics: stratum ``targets``, metric ``runs_passing`` (every target met),
+``runs_not_judged`` (some target without a value, none failed) and per target
+``pass_<metric>_<stratum>`` (e.g. ``pass_auroc_inside_bg_on``; the stratum is kept out of
+the stratum column so that per-region tables and figures never meet these rows). There
+``mean`` is the fraction k / n of runs, ``n_seeds`` is n (so k = mean x n_seeds), ``std`` is
+empty and the interval is the exact binomial (Clopper-Pearson) 95 % interval.
 """
 
 from __future__ import annotations
@@ -16,14 +25,18 @@ import pandas as pd
 from scipy import stats
 
 from fgbg.metrics.rates import RATE_COLUMNS, STRATA, per_cell_rates, stratum_names
+from fgbg.targets import ALL, clopper_pearson, pass_counts
 
 RUN_KEYS = ("scenario", "model", "seed")
 RATE_METRICS = ("tpr", "fpr", "auroc", "balanced_accuracy")
 METRICS = (*RATE_METRICS, *(f"{m}_z2_off" for m in RATE_METRICS))
-SEPARATION_METRICS = ("leakage", "pixel_ap")
+SEPARATION_METRICS = ("leakage", "leakage_ratio", "pixel_ap")
+PASS_STRATUM = "targets"
+PASS_METRICS = ("runs_passing", "runs_not_judged")
 STAT_COLUMNS = ("mean", "std", "ci95_low", "ci95_high", "n_seeds")
 # Every summarised metric lies in [0, 1] (its interval is clipped there) except these.
 UNBOUNDED = ("bce",)
+BOUNDS = {"leakage_ratio": (0.0, math.inf)}
 assert set(RATE_METRICS) <= set(RATE_COLUMNS)
 
 
@@ -70,6 +83,10 @@ def _order(frame: pd.DataFrame, column: str, order: list[str]) -> pd.DataFrame:
     return frame
 
 
+def _bounds(metric: str):
+    return None if metric in UNBOUNDED else BOUNDS.get(metric, (0, 1))
+
+
 def _aggregate(long: pd.DataFrame, keys: list[str], orders: dict[str, list[str]]) -> pd.DataFrame:
     long = long.copy()
     for column, order in orders.items():
@@ -78,7 +95,7 @@ def _aggregate(long: pd.DataFrame, keys: list[str], orders: dict[str, list[str]]
     rows = [
         {
             **dict(zip(keys, key, strict=True)),
-            **t_interval(group["value"], bounds=None if key[metric_at] in UNBOUNDED else (0, 1)),
+            **t_interval(group["value"], bounds=_bounds(key[metric_at])),
         }
         for key, group in long.groupby(keys, sort=True, observed=True)
     ]
@@ -96,9 +113,38 @@ def stratum_order(strata: Iterable[str]) -> list[str]:
     return names + sorted(strata - set(names))
 
 
-def summarise(rates, separation, scenarios: list[str], models: list[str]) -> pd.DataFrame:
+def pass_rows(long: pd.DataFrame) -> pd.DataFrame:
+    """The pass counts (fgbg.targets) as summary rows (see the module docstring)."""
+    counts = pass_counts(long)
+    rows = []
+    for c in counts.itertuples(index=False):
+        stat = {"std": math.nan, "ci95_low": c.ci95_low, "ci95_high": c.ci95_high, "n_seeds": c.n}
+        if c.target == ALL:
+            rows.append((c.scenario, c.model, PASS_STRATUM, "runs_passing", c.k / c.n, stat))
+            share = c.not_judged / c.n
+            low, high = clopper_pearson(c.not_judged, c.n)
+            judged = {**stat, "ci95_low": low, "ci95_high": high}
+            rows.append((c.scenario, c.model, PASS_STRATUM, "runs_not_judged", share, judged))
+        else:
+            metric = f"pass_{c.metric}_{c.stratum}"
+            rows.append((c.scenario, c.model, PASS_STRATUM, metric, c.k / c.n, stat))
+    return pd.DataFrame(
+        [{**dict(zip(RUN_KEYS[:2], r[:2], strict=True)), "stratum": r[2], "metric": r[3],
+          "mean": r[4], **r[5]} for r in rows],
+        columns=["scenario", "model", "stratum", "metric", *STAT_COLUMNS],
+    )  # fmt: skip
+
+
+def is_pass_metric(metric: str) -> bool:
+    return metric in PASS_METRICS or metric.startswith("pass_")
+
+
+def summarise(
+    rates, separation, scenarios: list[str], models: list[str], passes: bool = True
+) -> pd.DataFrame:
     """summary.csv: the rates per stratum, then the separation metrics per region (in the
-    `stratum` column), one row per (scenario, model, stratum, metric) over seeds."""
+    `stratum` column), one row per (scenario, model, stratum, metric) over seeds; then (with
+    `passes`) each (scenario, model)'s pass counts (see the module docstring)."""
     if separation is None:
         separation = pd.DataFrame(columns=[*RUN_KEYS, "region", "metric", "value"])
     long = pd.concat(
@@ -117,12 +163,21 @@ def summarise(rates, separation, scenarios: list[str], models: list[str]) -> pd.
         "stratum": stratum_order(set(long["stratum"]) - set(regions)) + regions,
         "metric": [*METRICS, *SEPARATION_METRICS],
     }
-    return _aggregate(long, ["scenario", "model", "stratum", "metric"], orders)
+    table = _aggregate(long, ["scenario", "model", "stratum", "metric"], orders)
+    if not passes or long.empty:
+        return table
+    table = pd.concat([table, pass_rows(long)], ignore_index=True)
+    for column in ("scenario", "model"):
+        table = _order(table, column, orders[column])
+    table = table.sort_values(["scenario", "model"], kind="stable").reset_index(drop=True)
+    for column in ("scenario", "model"):
+        table[column] = table[column].astype(str)
+    return table
 
 
 def summarise_rates(rates: pd.DataFrame, scenarios: list[str], models: list[str]) -> pd.DataFrame:
-    """The rates part of summary.csv alone."""
-    return summarise(rates, None, scenarios, models)
+    """The rates part of summary.csv alone (no pass counts)."""
+    return summarise(rates, None, scenarios, models, passes=False)
 
 
 def summarise_cells(cell_rates: pd.DataFrame, scenarios: list[str], models: list[str]):
@@ -155,6 +210,13 @@ def summarise_latent(latent: pd.DataFrame, scenarios: list[str], models: list[st
     return _aggregate(long, ["scenario", "model", *keys], orders)
 
 
+def format_pass(fraction: float, n: float, low: float, high: float) -> str:
+    """'3 of 5 [0.15, 0.95]': a pass count row of the summary (k = fraction x n)."""
+    if pd.isna(fraction) or pd.isna(n):
+        return ""
+    return f"{round(fraction * n)} of {int(n)} [{low:.2f}, {high:.2f}]"
+
+
 def format_cell(mean: float, low: float, high: float, digits: int = 3) -> str:
     """'0.953 ± 0.012' (mean ± half-width of the 95 % CI), '0.953' for one seed, '' for NaN."""
     if pd.isna(mean):
@@ -167,12 +229,11 @@ def format_cell(mean: float, low: float, high: float, digits: int = 3) -> str:
 def wide(summary: pd.DataFrame, scenarios: list[str]) -> pd.DataFrame:
     """The summary pivoted: rows (model, stratum, metric), one column per scenario."""
     keys = ["model", "stratum", "metric"]
+    columns = ["metric", "mean", "ci95_low", "ci95_high", "n_seeds"]
     table = summary.assign(
         cell=[
-            format_cell(m, lo, hi)
-            for m, lo, hi in zip(
-                summary["mean"], summary["ci95_low"], summary["ci95_high"], strict=True
-            )
+            format_pass(m, n, lo, hi) if is_pass_metric(metric) else format_cell(m, lo, hi)
+            for metric, m, lo, hi, n in zip(*(summary[c] for c in columns), strict=True)
         ]
     )
     orders = {
