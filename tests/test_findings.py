@@ -16,7 +16,16 @@ import pandas as pd
 import pytest
 import yaml
 from fgbg.config import load_config, scenario_params
-from fgbg.findings import VERDICTS, Sample, combine, findings, method_parts, paired, welch
+from fgbg.findings import (
+    VERDICTS,
+    Sample,
+    absolute,
+    combine,
+    findings,
+    method_parts,
+    paired,
+    welch,
+)
 from fgbg.generate import Sampler
 from fgbg.layout import overlaps
 from fgbg.metrics.latent import background_table, symmetric_auroc
@@ -220,14 +229,17 @@ def test_zero_width_interval_is_no_verdict():
     part = paired(a, b, ">", 0.05)  # every seed 0.2 apart: a zero-width interval
     assert part.verdict == "inconclusive" and "zero-width" in part.text()
     one = paired(a, Sample("b", pd.Series([0.1], index=[2])), ">", 0.05)
-    assert one.verdict == "inconclusive" and "fewer than 2 seeds" in one.text()
+    assert one.verdict == "inconclusive" and "one run" in one.text()
 
 
 def test_perfect_reference_is_inconclusive_and_latent_findings_not_applicable():
+    """A perfect method supports the absolute claims (TPR 1 > 0.9, FPR 0 < 0.1 in every
+    seed) and no comparison (every difference is 0 at the ceiling)."""
     table = run({"truth": Fake(leak=False, flip=0.0), "same": SAME})
     truth = verdicts(table, "truth")
     assert truth[1] == truth[6] == "not applicable"
-    assert {truth[n] for n in (2, 3, 4, 5)} == {"inconclusive"}
+    assert truth[2] == "supported"
+    assert {truth[n] for n in (3, 4, 5)} == {"inconclusive"}
     numbers = table.query("model == 'truth' and finding == 3")["numbers"].item()
     assert "both at the measure's highest value 1" in numbers
     assert table["model"].tolist() == ["truth"] * 6 + ["same"] * 6
@@ -268,3 +280,33 @@ def test_combine():
     assert combine(["supported", "inconclusive"]) == "inconclusive"
     assert combine(["inconclusive", "not supported"]) == "not supported"
     assert combine([]) == "inconclusive"
+
+
+def test_saturated_on_the_claimed_side_supports():
+    """A perfect FPR of 0.000 in every seed is evidence for "FPR < 0.1", not inconclusive."""
+    perfect = absolute(Sample("x90 FPR(outside)", pd.Series([0.0] * 5)), "<", 0.1)
+    assert perfect.verdict == "supported"
+    assert "lowest value 0 in every seed" in perfect.text()
+    top = absolute(Sample("x90 TPR(outside)", pd.Series([1.0] * 3)), ">", 0.9)
+    assert top.verdict == "supported"
+
+
+def test_saturated_on_the_wrong_side_does_not_support():
+    worst = absolute(Sample("x90 FPR(outside)", pd.Series([1.0] * 5)), "<", 0.1)
+    assert worst.verdict == "not supported"
+    dead = absolute(Sample("x90 TPR(outside)", pd.Series([0.0] * 5)), ">", 0.9)
+    assert dead.verdict == "not supported"
+    # one seed at the end is one run, not evidence across seeds
+    one = absolute(Sample("x90 FPR(outside)", pd.Series([0.0])), "<", 0.1)
+    assert one.verdict == "inconclusive" and "one run" in one.text()
+
+
+def test_nan_values_say_no_data_and_missing_rows_not_run():
+    nan = absolute(Sample("control FPR(inside_bg_on)", pd.Series([np.nan] * 5)), "<", 0.1)
+    assert nan.verdict == "inconclusive" and "no data" in nan.text()
+    assert "CI" not in nan.text()
+    gone = absolute(Sample("x50 FPR(outside)", pd.Series([], dtype=float)), "<", 0.1)
+    assert gone.verdict == "inconclusive" and "not run" in gone.text()
+    some = Sample("x90 TPR(outside)", pd.Series([0.9, 0.8]))
+    part = paired(Sample("control TPR(inside_bg_off)", pd.Series([np.nan] * 2)), some, "<", 0)
+    assert "no data: control TPR(inside_bg_off)" in part.text()

@@ -11,11 +11,15 @@ and compares it with a bound, through a 95 % Student-t interval over the seeds:
 - Welch: a difference between two scenarios (independent data and models): Welch's interval.
 
 A part is *supported* when its interval lies entirely on the claimed side of the bound, *not
-supported* when entirely on the other side, *inconclusive* otherwise. It is also
-inconclusive, with the reason in `numbers`, when a scenario or quantity is missing ("not
-run"), when fewer than 2 seeds have a value, when the interval has zero width, and when the
-measure is saturated: every value (of both sides, for a difference) at the measure's
-maximum, or every one at its minimum, so that no difference could show. A finding is
+supported* when entirely on the other side, *inconclusive* otherwise. A quantity at the
+measure's end (0 or 1 for a rate) in every seed is evidence, not a failed interval: an
+absolute part whose every value sits at an end on the claimed side of the bound is
+supported (a perfect FPR of 0 in every seed supports "FPR < 0.1"), at an end on the other
+side not supported. It is inconclusive, with the reason in `numbers`, when a scenario or
+quantity is missing ("not run": no rows; "no data": rows, but every value NaN, as inside a
+disk of a scenario without one), when only one seed has a value ("one run"), when the
+interval has zero width, and when a difference is saturated: every value of both sides at
+the measure's maximum, or every one at its minimum, so that no difference could show. A finding is
 supported when all its parts are, not supported when any part is not, inconclusive
 otherwise; "not applicable" for a method without the quantity (findings 1 and 6 need a
 background decoder and a latent z1).
@@ -73,8 +77,14 @@ class Sample:
     low: float = 0.0
     high: float = 1.0
 
+    @property
+    def present(self) -> pd.Series:
+        """The seeds with a value (NaN marks a run without one)."""
+        return self.values.dropna()
+
     def at(self, bound: float) -> bool:
-        return len(self.values) > 0 and bool(np.allclose(self.values, bound, rtol=0, atol=1e-12))
+        v = self.present
+        return len(v) > 0 and bool(np.allclose(v, bound, rtol=0, atol=1e-12))
 
 
 @dataclass
@@ -108,9 +118,9 @@ def side(low: float, high: float, claim: str, bound: float) -> str:
 def judge(part: Part, claim: str, bound: float, saturated: str = "") -> Part:
     """Set the part's verdict; anything without a usable interval stays inconclusive."""
     if math.isnan(part.mean):
-        part.reason = part.reason or "not run"
+        part.reason = part.reason or "no data"
     elif math.isnan(part.low):
-        part.reason = "fewer than 2 seeds"
+        part.reason = "one run"
     elif saturated:
         part.reason = saturated
     elif math.isclose(part.low, part.high, rel_tol=1e-9, abs_tol=1e-12):
@@ -121,10 +131,16 @@ def judge(part: Part, claim: str, bound: float, saturated: str = "") -> Part:
 
 
 def _missing(*samples: Sample) -> str:
-    gone = [s.name for s in samples if s.values.empty]
-    if not gone or len(gone) == len(samples):
-        return "not run" if gone else ""
-    return f"not run: {', '.join(gone)}"
+    """'not run' (no rows) or 'no data' (only NaN values), naming the samples when only some
+    of them are missing; '' when every sample has a value."""
+    reasons = []
+    for why, gone in (
+        ("not run", [s.name for s in samples if s.values.empty]),
+        ("no data", [s.name for s in samples if not s.values.empty and s.present.empty]),
+    ):
+        if gone:
+            reasons.append(why if len(gone) == len(samples) else f"{why}: {', '.join(gone)}")
+    return "; ".join(reasons)
 
 
 def _one_sample(label: str, kind: str, values: pd.Series, bounds=None) -> Part:
@@ -143,9 +159,17 @@ def _at_bound(*samples: Sample) -> str:
 
 
 def absolute(s: Sample, claim: str, bound: float) -> Part:
+    """The quantity itself against the bound; every seed (at least 2) at an end of the
+    measure's range is evidence for the side that end lies on."""
     part = _one_sample(s.name, "absolute", s.values, bounds=(s.low, s.high))
     part.reason = _missing(s)
-    return judge(part, claim, bound, _at_bound(s))
+    saturated = _at_bound(s)
+    if saturated and len(s.present) >= 2:
+        end = s.low if s.at(s.low) else s.high
+        part.reason = saturated
+        part.verdict = side(end, end, claim, bound) if end != bound else "not supported"
+        return part
+    return judge(part, claim, bound, saturated)
 
 
 def paired(a: Sample, b: Sample, claim: str, bound: float, ratio: bool = False) -> Part:
@@ -189,7 +213,7 @@ class Runs:
         r = self.rates
         rows = r[(r["scenario"] == scenario) & (r["stratum"] == stratum)]
         name = f"{scenario} {NAMES[metric]}({stratum})"
-        return Sample(name, rows.set_index("seed")[metric].astype(float).dropna())
+        return Sample(name, rows.set_index("seed")[metric].astype(float))
 
     def _latent(self, scenario: str, latent: str, target: str, metric: str) -> pd.DataFrame:
         t = self.latent
