@@ -33,6 +33,51 @@ def test_latent_traversal(tmp_path):
     _png(tmp_path / "traversal.png")
 
 
+def test_latent_traversal_of_two_layers_draws_both():
+    """A layered model's background latent moves b, not f: both columns are drawn."""
+    labels = [f"z_bg[{d}] = {s}5" for d in range(2) for s in "+-"]
+    rng = np.random.default_rng(0)
+    layers = {
+        "foreground layer f": rng.random((4, 10, 10)),
+        "background layer b": rng.random((4, 10, 10)),
+    }
+    fig = figures.latent_traversal(labels, layers)
+    assert len(fig.axes) == 2 * 4
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == [
+        "foreground layer f",
+        "foreground layer f",
+        "background layer b",
+        "background layer b",
+    ]
+
+
+def test_latent_traversal_without_dimensions_says_so():
+    fig = figures.latent_traversal([], {})
+    assert "no latent block" in " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+def test_traverse_outputs_decodes_every_layer():
+    import torch
+    from fgbg.illustrate import LAYER_NAMES, traverse_outputs
+
+    class TwoLayers(torch.nn.Module):
+        def decode(self, latents):
+            z = latents["z_bg"].sum(1).view(-1, 1, 1, 1)
+            return {"foreground": torch.zeros(len(z), 1, 4, 4), "background": z.expand(-1, 1, 4, 4)}
+
+    labels, images = traverse_outputs(
+        TwoLayers(), {"z_fg": 50, "z_bg": 2}, amplitude=5, blocks=["z_bg"], names=LAYER_NAMES
+    )
+    assert labels == ["z_bg[0] = +5", "z_bg[0] = -5", "z_bg[1] = +5", "z_bg[1] = -5"]
+    assert list(images) == ["foreground layer f", "background layer b"]
+    assert np.allclose(images["foreground layer f"], 0.5)
+    assert (
+        images["background layer b"][0, 0, 0] > 0.99
+        and images["background layer b"][1, 0, 0] < 0.01
+    )
+
+
 @pytest.mark.parametrize("dual", [True, False])
 def test_training_curves(tmp_path, dual):
     history = pd.DataFrame({"epoch": [1, 2, 3], "loss": [3.0, 2.0, 1.5], "ll_fg": [-2, -1.5, -1]})
@@ -47,6 +92,23 @@ def test_training_curves(tmp_path, dual):
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[0] == "loss (minimised)" and titles[-1] == ("KL term z2" if dual else "KL term z")
     assert ("ELBO2 (background)" in titles) == dual
+    figures.save(fig, tmp_path / "curves.png")
+    _png(tmp_path / "curves.png")
+
+
+def test_training_curves_overlay_seeds_of_different_lengths(tmp_path):
+    """One line per seed and split; a seed stopped early has fewer epochs."""
+    runs = []
+    for seed, epochs in ((0, 4), (1, 2)):
+        e = np.arange(1, epochs + 1)
+        runs.append(pd.DataFrame({"seed": seed, "epoch": e, "loss": 3.0 / e, "ll_fg": -1.0 / e,
+                                  "kl_z": 0.1 * e, "val_loss": 3.2 / e}))  # fmt: skip
+    fig = figures.training_curves(pd.concat(runs, ignore_index=True))
+    loss = fig.axes[0]
+    assert [len(line.get_xdata()) for line in loss.get_lines()] == [4, 4, 2, 2]
+    assert [line.get_linestyle() for line in loss.get_lines()] == ["-", "--", "-", "--"]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["seed 0", "seed 1", "training set", "validation split"]
     figures.save(fig, tmp_path / "curves.png")
     _png(tmp_path / "curves.png")
 
@@ -136,3 +198,85 @@ def test_decomposition(tmp_path):
     assert len(fig.axes) == 3 * 5
     figures.save(fig, tmp_path / "decomposition.png")
     _png(tmp_path / "decomposition.png")
+
+
+def test_method_styles_one_colour_per_method_references_apart():
+    methods = ["dual", "vae", "dual_kl1", "layered", "raw", "neuropil", "truth", "opening"]
+    references = ["raw", "neuropil", "truth", "opening"]
+    styles = figures.method_styles(methods, references)
+    assert list(styles) == methods
+    assert len({s["color"] for s in styles.values()}) == len(methods)
+    assert [s["hatch"] is not None for s in styles.values()] == [m in references for m in methods]
+    assert not {styles[m]["color"] for m in references} & set(figures.MODEL_COLOURS)
+    # the same method list gives the same colours in every figure
+    assert figures.method_styles(methods, references) == styles
+
+
+def _runs(rows, values=(0.1, 0.9)):
+    """Per-run values (two seeds, far apart) for each summary row."""
+    return pd.DataFrame(
+        [{**{k: r[k] for k in ("scenario", "model", "stratum", "metric")}, "seed": s, "value": v}
+         for r in rows for s, v in enumerate(values)]
+    )  # fmt: skip
+
+
+def _bar_colours(ax):
+    return {tuple(p.get_facecolor()) for p in ax.patches}
+
+
+def test_separation_figure_shows_every_run_and_further_metrics(tmp_path):
+    rows = [
+        {"scenario": "x90", "model": m, "stratum": st, "metric": me, "mean": 0.5}
+        for m in ("dual", "vae", "raw")
+        for st, me in [(st, me) for st, me, _ in figures.SEPARATION_PANELS]
+        + [("active_disks", "leakage_ratio"), ("disk0", "leakage")]
+    ]
+    runs = _runs(rows, values=(0.1, 0.9, 1.4))
+    fig = figures.separation_figure(_summary_rows(rows), runs=runs, references=["raw"])
+    # the three panels, then leakage_ratio (a pooled region); disk0 is not pooled
+    assert len(fig.axes) == 4
+    assert fig.axes[3].get_ylabel().startswith("leakage ratio")
+    assert fig.axes[3].get_ylim()[1] > 1.4  # a ratio above 1 stays in view
+    points = [line for line in fig.axes[0].get_lines() if line.get_marker() == "o"]
+    assert sum(len(line.get_xdata()) for line in points) == 3 * 3  # 3 methods x 3 runs
+    assert len(_bar_colours(fig.axes[0])) == 3  # one colour per method
+    assert len(fig.legends) == 1  # outside the axes, not in them
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    figures.save(fig, tmp_path / "separation.png")
+    _png(tmp_path / "separation.png")
+
+
+def test_summary_and_cells_figures_with_runs(tmp_path):
+    rows = [
+        {"scenario": "x90", "model": m, "stratum": st, "metric": me, "mean": 0.5}
+        for m in ("dual", "vae", "raw")
+        for st in STRATA
+        for me in ("tpr", "fpr", "auroc")
+    ]
+    fig = figures.summary_figure(_summary_rows(rows), runs=_runs(rows), references=["raw"])
+    assert len(_bar_colours(fig.axes[0])) == 3 and len(fig.legends) == 1
+    figures.save(fig, tmp_path / "summary.png")
+    _png(tmp_path / "summary.png")
+    cells = [
+        {"scenario": "x90", "model": m, "cell": c, "stratum": "inside_bg_on",
+         "disk_coverage": 1.0, "metric": me, "mean": 0.4}
+        for m in ("dual", "raw") for c in (5, 6) for me in ("fpr", "auroc")
+    ]  # fmt: skip
+    runs = _runs(cells).assign(cell=[r["cell"] for r in cells for _ in range(2)])
+    fig = figures.cells_figure(_summary_rows(cells), runs=runs, references=["raw"])
+    points = [line for line in fig.axes[0].get_lines() if line.get_marker() == "o"]
+    assert sum(len(line.get_xdata()) for line in points) == 2 * 2 * 2
+    figures.save(fig, tmp_path / "cells.png")
+    _png(tmp_path / "cells.png")
+
+
+def test_run_values_reads_whatever_metrics_the_tables_hold():
+    rates = pd.DataFrame({"scenario": "x90", "model": "dual", "seed": [0, 1],
+                          "stratum": "outside", "n": 10, "tp": 3, "tpr": [0.5, 0.6],
+                          "auroc": [0.9, 1.0]})  # fmt: skip
+    separation = pd.DataFrame({"scenario": "x90", "model": "dual", "seed": [0, 0],
+                               "region": "active_disks", "metric": ["leakage", "new_metric"],
+                               "value": [0.1, 0.2], "pixels": 5})  # fmt: skip
+    long = figures.run_values(rates=rates, separation=separation)
+    assert set(long["metric"]) == {"tpr", "auroc", "leakage", "new_metric"}
+    assert list(long.columns[:6]) == ["scenario", "model", "seed", "stratum", "metric", "value"]

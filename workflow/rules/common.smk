@@ -49,6 +49,9 @@ SEEDS = [str(seed) for seed in config["seeds"]]
 # every trained run and every evaluated run as (scenario, method, seed), in config order
 TRAIN_RUNS = [(s, m, seed) for s in SCENARIOS for m in MODELS for seed in SEEDS]
 RUNS = [(s, m, seed) for s in SCENARIOS for m in METHODS for seed in SEEDS]
+# The seed whose model is drawn (reconstruction, traversal, decomposition): a picture of one
+# run illustrates; the tables and the summary figures hold every seed.
+FIGURE_SEED = SEEDS[0]
 
 
 def replicate(seed):
@@ -143,17 +146,32 @@ def result_targets():
             scenario=SCENARIOS,
             model=METHODS,
         )
+        + expand(
+            "results/figures/{scenario}/{model}/training_curves.png",
+            scenario=SCENARIOS,
+            model=MODELS,
+        )
         + [
-            f"results/figures/{s}/{m}/seed{seed}/{figure}.png"
-            for s, m, seed in TRAIN_RUNS
-            for figure in ("reconstruction", "traversal", "training_curves")
+            f"results/figures/{s}/{m}/seed{FIGURE_SEED}/{figure}.png"
+            for s in SCENARIOS
+            for m in MODELS
+            for figure in ("reconstruction", "traversal")
         ]
         + [
-            f"results/figures/{s}/{m}/seed{seed}/decomposition.png"
-            for s, m, seed in TRAIN_RUNS
+            f"results/figures/{s}/{m}/seed{FIGURE_SEED}/decomposition.png"
+            for s in SCENARIOS
+            for m in MODELS
             if config["models"][m]["type"] == "layered"
         ]
     )
+
+
+def seed_histories(wildcards):
+    """Input function: the training history of every seed of the job's scenario and model."""
+    return [
+        f"results/models/{wildcards.scenario}/{wildcards.model}/seed{seed}/history.csv"
+        for seed in SEEDS
+    ]
 
 
 def run_tables(name):

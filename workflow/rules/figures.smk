@@ -69,19 +69,21 @@ rule decomposition_figure:
 
 rule training_curves:
     input:
-        history="results/models/{scenario}/{model}/seed{seed}/history.csv",
+        histories=seed_histories,
     output:
         figure=report(
-            "results/figures/{scenario}/{model}/seed{seed}/training_curves.png",
+            "results/figures/{scenario}/{model}/training_curves.png",
             caption="../report/training_curves.rst",
             category="Runs",
             subcategory="{scenario}",
-            labels={"model": "{model}", "seed": "{seed}", "figure": "training curves"},
+            labels={"model": "{model}", "figure": "training curves"},
         ),
     log:
-        "results/logs/training_curves/{scenario}/{model}/seed{seed}.log",
+        "results/logs/training_curves/{scenario}/{model}.log",
     conda:
         "../../envs/plotting.yaml"
+    params:
+        seeds=SEEDS,
     script:
         "../scripts/plot_training.py"
 
@@ -89,6 +91,7 @@ rule training_curves:
 rule summary_figure:
     input:
         table="results/summary.csv",
+        rates=run_tables("rates.csv"),
     output:
         figure=report(
             "results/figures/summary.png",
@@ -102,6 +105,8 @@ rule summary_figure:
         "../../envs/plotting.yaml"
     params:
         figure="summary_figure",
+        runs=RUNS,
+        references=REFERENCES,
     script:
         "../scripts/plot_summary.py"
 
@@ -109,6 +114,8 @@ rule summary_figure:
 rule separation_figure:
     input:
         table="results/summary.csv",
+        rates=run_tables("rates.csv"),
+        separation=run_tables("separation.csv"),
     output:
         figure=report(
             "results/figures/separation.png",
@@ -122,6 +129,8 @@ rule separation_figure:
         "../../envs/plotting.yaml"
     params:
         figure="separation_figure",
+        runs=RUNS,
+        references=REFERENCES,
     script:
         "../scripts/plot_summary.py"
 
@@ -129,6 +138,7 @@ rule separation_figure:
 rule cells_figure:
     input:
         table="results/summary_cells.csv",
+        cell_rates=run_tables("cell_rates.csv"),
     output:
         figure=report(
             "results/figures/cells_inside_bg_on.png",
@@ -142,6 +152,8 @@ rule cells_figure:
         "../../envs/plotting.yaml"
     params:
         figure="cells_figure",
+        runs=RUNS,
+        references=REFERENCES,
     script:
         "../scripts/plot_summary.py"
 

@@ -10,7 +10,8 @@ import logging  # noqa: E402
 
 import torch  # noqa: E402
 from fgbg import figures  # noqa: E402
-from fgbg.evaluate import model_outputs, traverse  # noqa: E402
+from fgbg.evaluate import model_outputs  # noqa: E402
+from fgbg.illustrate import LAYER_NAMES, traverse_outputs  # noqa: E402
 from fgbg.logs import log_to_file  # noqa: E402
 from fgbg.store import open_split  # noqa: E402
 from fgbg.training import load_trained  # noqa: E402
@@ -22,6 +23,7 @@ scenario, model_name, seed = (snakemake.wildcards[k] for k in ("scenario", "mode
 run = f"{scenario} / {model_name} / seed {seed}"
 model, model_config = load_trained(snakemake.input.model)
 likelihood = model_config.get("likelihood", "bernoulli")
+layered = model_config.get("type") == "layered"
 images = open_split(snakemake.input.test)["images"][: snakemake.params.n_images].values
 out = model_outputs(model, images, likelihood)
 figures.save(
@@ -38,10 +40,17 @@ dims = {name: codes.shape[1] for name, codes in out["codes"].items()}
 # a spatial latent map (hundreds of patch latents) is not traversed dimension by dimension
 blocks = [name for name, size in dims.items() if size <= snakemake.params.max_dims]
 a = snakemake.params.amplitude
-labels, decoded = traverse(model, dims, amplitude=a, likelihood=likelihood, blocks=blocks)
+labels, decoded = traverse_outputs(
+    model, dims, amplitude=a, likelihood=likelihood, blocks=blocks,
+    names=LAYER_NAMES if layered else None,
+)  # fmt: skip
+fixed = [name for name in dims if name not in blocks]
+note = f" ({', '.join(fixed)} at 0: too many dimensions to traverse)" if fixed else ""
 figures.save(
     figures.latent_traversal(
-        labels, decoded, title=f"Foreground output, one latent dimension at ±{a:g}, {run}"
+        labels,
+        decoded,
+        title=f"Decoder outputs, one latent dimension at ±{a:g} and the rest 0{note}, {run}",
     ),
     snakemake.output.traversal,
 )

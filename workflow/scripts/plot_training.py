@@ -1,4 +1,5 @@
-"""Training curves of one run from its history.csv (rule training_curves)."""
+"""Training curves of every seed of one scenario and model, overlaid, from their history.csv
+(rule training_curves)."""
 
 # ruff: noqa: F821 (snakemake is injected by Snakemake's script directive)
 
@@ -13,11 +14,21 @@ from fgbg.logs import log_to_file  # noqa: E402
 
 log_to_file(snakemake.log[0])
 
-run = " / ".join(snakemake.wildcards[k] for k in ("scenario", "model")) + (
-    f" / seed {snakemake.wildcards.seed}"
+seeds = snakemake.params.seeds
+history = pd.concat(
+    [
+        pd.read_csv(path).assign(seed=seed)
+        for seed, path in zip(seeds, snakemake.input.histories, strict=True)
+    ],
+    ignore_index=True,
 )
-history = pd.read_csv(snakemake.input.history)
+scenario, model = snakemake.wildcards.scenario, snakemake.wildcards.model
+n = f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
 figures.save(
-    figures.training_curves(history, title=f"Training curves, {run} (train solid, test dashed)"),
+    figures.training_curves(
+        history,
+        title=f"Training curves, {scenario} / {model}, {n} (training set solid, validation "
+        "split dashed)",
+    ),
     snakemake.output.figure,
 )
