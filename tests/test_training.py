@@ -1,6 +1,7 @@
 """Training: reproducible, resumable after kill -9, stops on NaN, loads with weights_only."""
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -14,8 +15,10 @@ import torch
 import yaml
 from fgbg.logs import JobError
 from fgbg.training import (
+    StoppingRule,
     TrainingError,
     available_devices,
+    evaluate_loss,
     learning_rate,
     load_trained,
     resolve_device,
@@ -27,6 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DUAL = {"type": "dual", "fg_channels": [8, 16], "fg_hidden": 32, "bg_channels": 4, "bg_hidden": 8}
 TRAINING = {"epochs": 4, "batch_size": 16, "device": "cpu", "checkpoint_every": 2}
+# a stopping rule that fires after two epochs without a 2 % improvement: on tiny data at a
+# high learning rate it stops after about 11 epochs
+STOPPING = {**TRAINING, "epochs": 16, "patience": 2, "min_improvement": 0.02, "lr_decay_epochs": 2}
+STOPPING["learning_rate"] = 0.01
+STOPPING["checkpoint_every"] = 1
 
 
 def tiny_images(n=48, size=30, seed=0):
@@ -63,14 +71,14 @@ def test_outputs_and_falling_loss(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["history.csv", "model.pt", "run.json"]
     table = pd.read_csv(tmp_path / "history.csv")
     assert list(table.columns) == [
-        "epoch", "loss", "ll_fg", "kl_z1", "ll_bg", "kl_z2",
+        "epoch", "lr", "loss", "ll_fg", "kl_z1", "ll_bg", "kl_z2",
         "val_loss", "val_ll_fg", "val_kl_z1", "val_ll_bg", "val_kl_z2", "seconds",
     ]  # fmt: skip
     assert table["epoch"].tolist() == [1, 2, 3, 4] and len(history) == 4
     assert table["loss"].iloc[-1] < table["loss"].iloc[0]
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["device"] == "cpu" and run["seed"] == 0 and run["threads"] >= 1
-    assert set(run["versions"]) == {"python", "torch", "numpy"}
+    assert set(run["versions"]) == {"python", "fgbg", "torch", "numpy"}
     assert run["training"]["batch_size"] == 16 and run["model"]["fg_channels"] == [8, 16]
     assert run["wall_seconds"] > 0 and run["n_train"] == 48 and run["n_val"] == 16
 
@@ -94,7 +102,7 @@ KILLED_RUN = """
 import logging, os, signal, sys
 import numpy as np
 sys.path.insert(0, {tests!r})
-from test_training import DUAL, TRAINING, tiny_images
+from test_training import DUAL, STOPPING, tiny_images
 from fgbg.training import train
 
 class KillAfterEpoch3(logging.Handler):
@@ -105,12 +113,17 @@ class KillAfterEpoch3(logging.Handler):
 log = logging.getLogger("killed")
 log.setLevel(logging.INFO)
 log.addHandler(KillAfterEpoch3())
-train(tiny_images(), DUAL, TRAINING, seed=5, out_dir={out!r}, threads=1, log=log)
+train(tiny_images(), DUAL, STOPPING, seed=5, out_dir={out!r}, val_images=tiny_images(16, seed=1),
+      threads=1, log=log)
 """
 
 
 def test_resume_after_kill_gives_the_same_weights(tmp_path):
-    train(tiny_images(), DUAL, TRAINING, seed=5, out_dir=tmp_path / "whole", threads=1)
+    val = tiny_images(16, seed=1)
+    whole = train(
+        tiny_images(), DUAL, STOPPING, seed=5, out_dir=tmp_path / "whole", val_images=val, threads=1
+    )
+    assert 3 < len(whole) < STOPPING["epochs"]  # the rule is in play before and after the kill
 
     out = tmp_path / "killed"
     code = KILLED_RUN.format(tests=str(Path(__file__).parent), out=str(out))
@@ -119,7 +132,7 @@ def test_resume_after_kill_gives_the_same_weights(tmp_path):
     assert (out / "checkpoint.pt").exists() and not (out / "model.pt").exists()
     assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 2
 
-    train(tiny_images(), DUAL, TRAINING, seed=5, out_dir=out, threads=1)
+    train(tiny_images(), DUAL, STOPPING, seed=5, out_dir=out, val_images=val, threads=1)
     assert not (out / "checkpoint.pt").exists()
     assert json.loads((out / "run.json").read_text())["resumed_after_epoch"] == 2
     assert_same_weights(weights(tmp_path / "whole/model.pt"), weights(out / "model.pt"))
@@ -194,6 +207,72 @@ def test_learning_rate_falls_linearly_over_the_last_epochs():
     assert rates[:16] == [1e-3] * 16
     assert rates[16:] == pytest.approx([8e-4, 6e-4, 4e-4, 2e-4])
     assert learning_rate({**config, "lr_decay_epochs": 0}, 20) == 1e-3
+
+
+def test_learning_rate_decays_after_the_stopping_rule_fires_but_never_past_the_bound():
+    config = {"learning_rate": 1e-3, "epochs": 20, "lr_decay_epochs": 4}
+    rates = [learning_rate(config, epoch, decay_start=7) for epoch in range(1, 11)]
+    assert rates[:6] == [1e-3] * 6
+    assert rates[6:] == pytest.approx([8e-4, 6e-4, 4e-4, 2e-4])
+    assert learning_rate(config, 17, decay_start=19) == pytest.approx(8e-4)  # the bound wins
+
+
+def rule_for(losses, **config):
+    config = {"epochs": 30, "lr_decay_epochs": 3, "patience": 3, "min_improvement": 0.01, **config}
+    rule = StoppingRule({"learning_rate": 1e-3, **config})
+    for epoch, loss in enumerate(losses, start=1):
+        rule.update(epoch, loss)
+    return rule
+
+
+def test_stopping_rule_fires_after_patience_epochs_without_a_relative_improvement():
+    # 100, 90, 80 improve; 79.5 and 79.6 are within 1 % of 80; 70 improves again
+    rule = rule_for([100, 90, 80, 79.5, 79.6, 70, 69.9, 69.8, 69.9])
+    assert rule.decay_start == 10 and rule.last_epoch() == 12
+    assert rule.best_epoch == 8  # the lowest loss, improvement or not
+    still = rule_for([100, 90, 80, 79.5, 79.6, 70])
+    assert still.decay_start is None and still.last_epoch() == 30
+    # the same history replayed gives the same state (what a resumed run relies on)
+    history = [{"epoch": e, "val_loss": v} for e, v in enumerate([100, 99.5, 99.4, 99.3], 1)]
+    replayed = StoppingRule({"learning_rate": 1e-3, "epochs": 30, "lr_decay_epochs": 3,
+                             "patience": 3, "min_improvement": 0.01}, history)  # fmt: skip
+    assert replayed.decay_start == 5 and replayed.best_epoch == 4
+
+
+def test_stopping_rule_off_is_the_fixed_schedule_and_negative_losses_work():
+    fixed = rule_for([100] * 20, patience=0)
+    assert fixed.decay_start is None and fixed.last_epoch() == 30
+    negative = rule_for([-10, -20, -20.1, -20.15, -20.1])  # gaussian likelihoods go negative
+    assert negative.decay_start == 6 and negative.best_epoch == 4
+
+
+def test_training_stops_early_and_keeps_the_best_validation_epoch(tmp_path):
+    val = tiny_images(16, seed=1)
+    config = {**STOPPING, "epochs": 30}
+    history = train(tiny_images(), DUAL, config, seed=0, out_dir=tmp_path, val_images=val)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert len(history) < 30 and run["stopped_early"] and run["epochs_trained"] == len(history)
+    losses = [row["val_loss"] for row in history]
+    assert run["best_epoch"] == 1 + losses.index(min(losses))
+    lr = [row["lr"] for row in history]
+    assert lr[-1] < lr[0] and lr[-1] == pytest.approx(lr[0] / (config["lr_decay_epochs"] + 1))
+    model, _ = load_trained(tmp_path / "model.pt")
+    # the saved weights are the best epoch's: the same validation loss, to float precision
+    again = evaluate_loss(model, torch.from_numpy(val).unsqueeze(1), seed=0)["loss"]
+    assert again == pytest.approx(min(losses), rel=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_cuda(tmp_path):
+    config = {**STOPPING, "device": "cuda", "epochs": 3}
+    history = train(
+        tiny_images(), DUAL, config, seed=0, out_dir=tmp_path, val_images=tiny_images(16, seed=1)
+    )
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["device"].startswith("cuda") and len(history) >= 1
+    assert all(math.isfinite(row["val_loss"]) for row in history)
+    model, _ = load_trained(tmp_path / "model.pt")  # loads on the CPU
+    assert next(model.parameters()).device.type == "cpu"
 
 
 def test_truncated_model_file_is_one_line_naming_it(tmp_path):

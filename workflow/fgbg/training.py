@@ -34,13 +34,70 @@ TRAINING_DEFAULTS = schema_defaults("training")
 EVAL_SEED_OFFSET = 7919  # the test loss uses its own fixed noise stream
 
 
-def learning_rate(training_config: dict, epoch: int) -> float:
-    """Constant, except over the last `lr_decay_epochs` epochs, where it falls linearly
-    towards 0 (epoch `epochs` trains at 1 / (lr_decay_epochs + 1) of the rate)."""
+def learning_rate(training_config: dict, epoch: int, decay_start: int | None = None) -> float:
+    """Constant until `decay_start`, then falling linearly towards 0 over `lr_decay_epochs`
+    epochs (the last of them trains at 1 / (lr_decay_epochs + 1) of the rate). Without a
+    `decay_start` (the stopping rule has not fired) the decay fills the last epochs before
+    the bound `epochs`."""
     rate, epochs = training_config["learning_rate"], training_config["epochs"]
     decay = min(training_config["lr_decay_epochs"], epochs)
-    remaining = epochs - epoch + 1  # epochs left including this one
-    return rate * min(1.0, remaining / (decay + 1)) if decay else rate
+    if not decay:
+        return rate
+    start = epochs - decay + 1 if decay_start is None else min(decay_start, epochs - decay + 1)
+    remaining = start + decay - epoch  # epochs left including this one
+    return rate * min(1.0, remaining / (decay + 1))
+
+
+class StoppingRule:
+    """When to stop, read from the validation loss only (the test split never reaches it).
+
+    After each epoch: the loss improves when it is below the best so far by at least
+    `min_improvement` of the best's size. After `patience` epochs without an improvement the
+    learning rate starts to fall (`learning_rate`), and training ends when it has reached 0,
+    `lr_decay_epochs` epochs later; `epochs` stays the bound. The weights kept are those of
+    the epoch with the lowest validation loss. `patience` 0 (or no validation split) is the
+    fixed schedule: `epochs` epochs, the last `lr_decay_epochs` decaying.
+
+    The state is a function of the history alone, so a resumed run replays it.
+    """
+
+    def __init__(self, training_config: dict, history: list[dict] = ()):
+        self.config = training_config
+        self.patience = training_config["patience"]
+        self.best = self.best_epoch = self.decay_start = None
+        self.best_improving = math.inf
+        self.since_improvement = 0
+        for row in history:
+            self.update(row["epoch"], row.get("val_loss"))
+
+    def update(self, epoch: int, val_loss: float | None) -> bool:
+        """Record an epoch's validation loss; True when it is the best so far."""
+        if val_loss is None:
+            self.best_epoch = epoch  # no validation split: the last epoch
+            return True
+        is_best = self.best is None or val_loss < self.best
+        if is_best:
+            self.best, self.best_epoch = val_loss, epoch
+        reference = self.best_improving
+        if reference == math.inf or val_loss < reference - self.config["min_improvement"] * abs(
+            reference
+        ):
+            self.best_improving, self.since_improvement = val_loss, 0
+        else:
+            self.since_improvement += 1
+        if self.patience and self.decay_start is None and self.since_improvement >= self.patience:
+            self.decay_start = epoch + 1
+        return is_best
+
+    def learning_rate(self, epoch: int) -> float:
+        return learning_rate(self.config, epoch, self.decay_start)
+
+    def last_epoch(self) -> int:
+        """The epoch training ends with, as far as the rule knows now."""
+        epochs, decay = self.config["epochs"], self.config["lr_decay_epochs"]
+        if self.decay_start is None:
+            return epochs
+        return min(epochs, self.decay_start + decay - 1)
 
 
 class TrainingError(JobError):
@@ -165,6 +222,7 @@ def train(
     order_rng = torch.Generator(device).manual_seed(seed)
     noise_rng = torch.Generator(device).manual_seed(seed + 1)
     history: list[dict] = []
+    best_state = None  # the weights of the best validation epoch so far
     start_epoch = 1
 
     checkpoint_path = out_dir / CHECKPOINT_NAME
@@ -177,6 +235,7 @@ def train(
         noise_rng.set_state(state["noise_rng"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())
         history = state["history"]
+        best_state = state["best_model"]
         start_epoch = state["epoch"] + 1
         log.info("resuming from %s after epoch %d", checkpoint_path, state["epoch"])
     elif state is not None:
@@ -185,22 +244,29 @@ def train(
     train_x = _to_device(images, device)
     val_x = _to_device(val_images, device) if val_images is not None else None
     n = len(train_x)
+    rule = StoppingRule(
+        training_config if val_x is not None else {**training_config, "patience": 0}, history
+    )
     log.info(
-        "training %s on %d images of %d x %d, %d epochs, batch %d, device %s, %d threads",
+        "training %s on %d images of %d x %d, at most %d epochs (patience %d), batch %d, "
+        "device %s, %d threads",
         model_config["type"],
         n,
         height,
         width,
         epochs,
+        rule.patience,
         batch_size,
         device,
         torch.get_num_threads(),
     )
     model.train()
-    for epoch in range(start_epoch, epochs + 1):
+    epoch = start_epoch
+    while epoch <= rule.last_epoch():
         tick = time.perf_counter()
+        rate = rule.learning_rate(epoch)
         for group in optimiser.param_groups:
-            group["lr"] = learning_rate(training_config, epoch)
+            group["lr"] = rate
         order = torch.randperm(n, generator=order_rng, device=device)
         sums: dict[str, torch.Tensor] = {}
         for start in range(0, n, batch_size):
@@ -211,27 +277,32 @@ def train(
             optimiser.step()
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + value.detach() * len(batch)
-        row = {"epoch": epoch, **{name: (total / n).item() for name, total in sums.items()}}
+        row = {"epoch": epoch, "lr": rate}
+        row |= {name: (total / n).item() for name, total in sums.items()}
         if not all(math.isfinite(v) for v in row.values()):
             bad = ", ".join(f"{k}={v}" for k, v in row.items() if not math.isfinite(v))
             raise TrainingError(f"non-finite loss in epoch {epoch}: {bad}; no model written")
         if val_x is not None:
             row.update({f"val_{k}": v for k, v in evaluate_loss(model, val_x, seed).items()})
+        if rule.update(epoch, row.get("val_loss")):
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         row["seconds"] = round(time.perf_counter() - tick, 4)
         history.append(row)
         log.info(
-            "epoch %d/%d  %s  %.2f s",
+            "epoch %d/%d  %s  %.2f s%s",
             epoch,
-            epochs,
+            rule.last_epoch(),
             "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "seconds")),
             row["seconds"],
+            "  (best)" if rule.best_epoch == epoch else "",
         )
-        if epoch % every == 0 and epoch < epochs:
+        if epoch % every == 0 and epoch < rule.last_epoch():
             _atomic_torch_save(
                 {
                     "fingerprint": fingerprint,
                     "epoch": epoch,
                     "model": model.state_dict(),
+                    "best_model": best_state,
                     "optimiser": optimiser.state_dict(),
                     "order_rng": order_rng.get_state(),
                     "noise_rng": noise_rng.get_state(),
@@ -240,7 +311,9 @@ def train(
                 },
                 checkpoint_path,
             )
+        epoch += 1
 
+    model.load_state_dict(best_state)  # the best validation epoch's weights
     model.eval()
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _atomic_torch_save(
@@ -258,6 +331,10 @@ def train(
         "threads": torch.get_num_threads(),
         "wall_seconds": round(time.perf_counter() - started, 3),
         "resumed_after_epoch": start_epoch - 1,
+        "epochs_trained": len(history),
+        "best_epoch": rule.best_epoch,
+        "decay_started_epoch": rule.decay_start,
+        "stopped_early": len(history) < epochs,
         "seed": seed,
         "n_train": n,
         "n_val": 0 if val_x is None else len(val_x),

@@ -110,13 +110,24 @@ def model_targets():
     return [f"results/models/{s}/{m}/seed{seed}/model.pt" for s, m, seed in TRAIN_RUNS]
 
 
+EVAL_TABLES = [
+    "cells.csv",
+    "rates.csv",
+    "cell_rates.csv",
+    "separation.csv",
+    "latent.csv",
+    "eval.json",
+]
+
+
 def evaluate_inputs(wildcards):
-    """A trained model's weights, or nothing for a reference method."""
-    if wildcards.model in MODELS:
-        return {
-            "model": f"results/models/{wildcards.scenario}/{wildcards.model}/seed{wildcards.seed}/model.pt"
-        }
-    return {}
+    """The weights of every trained model of the job's scenario and seed, by model name
+    (references need none). One evaluation job scores every method of a (scenario, seed):
+    the data are read and the start-up paid once."""
+    return {
+        f"model_{model}": f"results/models/{wildcards.scenario}/{model}/seed{wildcards.seed}/model.pt"
+        for model in MODELS
+    }
 
 
 def method_config(name):

@@ -1,5 +1,5 @@
-"""Evaluate one method (a trained model or a reference) on its data replicate's test split
-(rule evaluate)."""
+"""Evaluate every method (trained models and references) of one scenario and data replicate on
+its held-out split (rule evaluate): the split is read, and the start-up paid, once."""
 
 # ruff: noqa: F821 (snakemake is injected by Snakemake's script directive)
 
@@ -9,6 +9,7 @@ sys.path.insert(0, snakemake.scriptdir + "/..")
 
 import logging  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 from fgbg.evaluate import evaluate, model_outputs  # noqa: E402
@@ -21,42 +22,52 @@ from fgbg.training import load_trained  # noqa: E402
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
+params = snakemake.params
 
-tick = time.perf_counter()
-test = open_split(snakemake.input.test).load()
+held_out = open_split(snakemake.input.split).load()
 train_images = open_split(snakemake.input.train)["images"].values
-method = snakemake.params.method
-if "model" in snakemake.input.keys():
-    model, method = load_trained(snakemake.input.model)
-    outputs = model_outputs(
-        model,
-        test["images"].values,
-        method.get("likelihood", "bernoulli"),
-        snakemake.params.batch_size,
-        train_images=train_images,
+novel = ~seen_in(train_images, held_out["images"].values)
+outputs_by_name = {Path(path).parent.parent.name: path for path in snakemake.output}
+for name, method in params.methods.items():
+    tick = time.perf_counter()
+    model_path = snakemake.input.get(f"model_{name}")
+    if model_path:
+        model, method = load_trained(model_path)
+        outputs = model_outputs(
+            model,
+            held_out["images"].values,
+            method.get("likelihood", "bernoulli"),
+            params.batch_size,
+            train_images=train_images,
+        )
+    else:
+        outputs = reference_outputs(method, held_out)
+    tables = evaluate(outputs, held_out, params.threshold, novel=novel, seed=params.probe_seed)
+    out_dir = Path(outputs_by_name[name])
+    for table in ("cells", "rates", "cell_rates", "separation", "latent"):
+        write_csv(tables[table], out_dir / f"{table}.csv")
+    seconds = time.perf_counter() - tick
+    write_json(
+        {
+            "method": method,
+            "model": model_path,
+            "split": params.split,
+            "data": snakemake.input.split,
+            "n_images": int(held_out.sizes["sample"]),
+            "novel_images": int(novel.sum()),
+            "threshold": params.threshold,
+            "device": "cpu",
+            "threads": torch.get_num_threads(),
+            "seconds": round(seconds, 3),
+            "versions": versions("torch", "scikit-learn"),
+        },
+        out_dir / "eval.json",
     )
-else:
-    outputs = reference_outputs(method, test)
-logging.info("evaluating %s on %d test images", method["type"], test.sizes["sample"])
-novel = ~seen_in(train_images, test["images"].values)
-tables = evaluate(
-    outputs, test, snakemake.params.threshold, novel=novel, seed=snakemake.params.probe_seed
-)
-for name in ("cells", "rates", "cell_rates", "separation", "latent"):
-    write_csv(tables[name], snakemake.output[name])
-write_json(
-    {
-        "method": method,
-        "model": snakemake.input.get("model"),
-        "test": snakemake.input.test,
-        "n_test": int(test.sizes["sample"]),
-        "novel_test_images": int(novel.sum()),
-        "threshold": snakemake.params.threshold,
-        "device": "cpu",
-        "threads": torch.get_num_threads(),
-        "seconds": round(time.perf_counter() - tick, 3),
-        "versions": versions("torch", "scikit-learn"),
-    },
-    snakemake.output.info,
-)
-logging.info("done in %.1f s", time.perf_counter() - tick)
+    logging.info(
+        "%s (%s) on %d %s images: %.1f s",
+        name,
+        method["type"],
+        held_out.sizes["sample"],
+        params.split,
+        seconds,
+    )
