@@ -1,6 +1,13 @@
-"""Print the README's Results (markdown) from a finished run's tables.
+"""Write the Results tables (markdown) of docs/results.md and README.md from a finished run.
 
-    python -m fgbg.readme_results [results/] [--compare A:B ...]
+    python -m fgbg.readme_results [results/] [--compare A:B ...] [--targets MODEL]
+                                  [--write docs/results.md README.md]
+
+Without --write the tables are printed. With it, every block of each page between
+`<!-- generated: NAME [models=A,B] [rows=STRATUM/METRIC,...] -->` and
+`<!-- end generated -->` is replaced by the table NAME (headline, findings, comparisons,
+targets, convergence), optionally cut to some models and (stratum, metric) rows; the text
+around the blocks is left as it is.
 
 Reads results/summary_wide.csv, results/findings.csv and the per-run rates.csv and
 separation.csv under results/eval/. The comparisons are generated, never typed: each row
@@ -13,6 +20,7 @@ otherwise "not resolved", and "no verdict" for a zero-width interval or a satura
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -114,7 +122,7 @@ def comparisons(runs: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-# The layered model's targets (issue "models that separate"): (stratum, metric, ">=" or "<=", bound)
+# The layered model's targets: (stratum, metric, ">=" or "<=", bound)
 TARGETS = (
     ("inside_bg_on", "auroc", ">=", 0.99),
     ("inside_bg_on", "tpr", ">=", 0.95),
@@ -181,22 +189,60 @@ def convergence(results: Path, last: int = 5) -> pd.DataFrame:
     ).reset_index()
 
 
-def main(results: Path, pairs: list[tuple[str, str]] = (), target_model: str = "") -> str:
+def tables(results: Path, pairs=(), target_model: str = "") -> dict[str, pd.DataFrame]:
+    """Every generated table of a finished run, by name, in page order."""
     wide = pd.read_csv(results / "summary_wide.csv")
     found = pd.read_csv(results / "findings.csv")
     applicable = found[found["verdict"] != "not applicable"]
-    parts = [
-        markdown_table(headline(wide)),
-        markdown_table(applicable[["model", "finding", "verdict", "numbers"]]),
-    ]
+    out = {
+        "headline": headline(wide),
+        "findings": applicable[["model", "finding", "verdict", "numbers"]],
+    }
     if pairs:
-        parts.append(markdown_table(comparisons(per_run(results), list(pairs))))
+        out["comparisons"] = comparisons(per_run(results), list(pairs))
     if target_model:
         summary = pd.read_csv(results / "summary.csv")
-        parts.append(markdown_table(targets(summary, target_model)))
+        out["targets"] = targets(summary, target_model)
     if any(results.glob("models/*/*/seed*/history.csv")):
-        parts.append(markdown_table(convergence(results).round(4)))
-    return "\n\n".join(parts)
+        out["convergence"] = convergence(results).round(4)
+    return out
+
+
+def main(results: Path, pairs: list[tuple[str, str]] = (), target_model: str = "") -> str:
+    return "\n\n".join(markdown_table(t) for t in tables(results, pairs, target_model).values())
+
+
+BLOCK = re.compile(
+    r"(<!-- generated: (\w+)((?: \w+=[^ ]+)*) -->\n)(.*?)(<!-- end generated -->)", re.S
+)
+
+
+def cut(table: pd.DataFrame, options: str) -> pd.DataFrame:
+    """The rows of `table` that a block's options keep: `models=A,B` (column `model`),
+    `rows=STRATUM/METRIC,...` (columns `stratum`, `metric`)."""
+    for option in options.split():
+        key, values = option.split("=", 1)
+        values = values.split(",")
+        if key == "models":
+            table = table[table["model"].isin(values)]
+        elif key == "rows":
+            table = table[(table["stratum"] + "/" + table["metric"]).isin(values)]
+        else:
+            raise ValueError(f"unknown option {key!r} in a generated block")
+    return table
+
+
+def fill(page: str, generated: dict[str, pd.DataFrame]) -> str:
+    """`page` with every generated block replaced by its table (blocks naming a table that
+    this run does not have are left as they are)."""
+
+    def replace(match: re.Match) -> str:
+        start, name, options, _, end = match.groups()
+        if name not in generated:
+            return match.group(0)
+        return f"{start}{markdown_table(cut(generated[name], options))}\n{end}"
+
+    return BLOCK.sub(replace, page)
 
 
 if __name__ == "__main__":
@@ -206,5 +252,11 @@ if __name__ == "__main__":
         "--compare", nargs="*", default=[], help="method pairs A:B for comparative sentences"
     )
     parser.add_argument("--targets", default="", help="a model whose targets to check")
+    parser.add_argument("--write", nargs="*", default=[], type=Path, help="pages to fill")
     args = parser.parse_args()
-    print(main(args.results, [tuple(p.split(":")) for p in args.compare], args.targets))
+    pairs = [tuple(p.split(":")) for p in args.compare]
+    generated = tables(args.results, pairs, args.targets)
+    if not args.write:
+        print("\n\n".join(markdown_table(t) for t in generated.values()))
+    for page in args.write:
+        page.write_text(fill(page.read_text(), generated))

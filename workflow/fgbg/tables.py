@@ -41,5 +41,10 @@ def write_json(data: dict, path) -> None:
 
 
 def versions(*packages: str) -> dict:
-    """Python's version and each installed distribution's (e.g. "torch", "scikit-learn")."""
-    return {"python": platform.python_version(), **{p: version(p) for p in packages}}
+    """Python's version, fgbg's own (pyproject.toml's, as `python -m fgbg --version` prints
+    it) and each installed distribution's (e.g. "torch", "scikit-learn")."""
+    return {
+        "python": platform.python_version(),
+        "fgbg": version("fgbg"),
+        **{p: version(p) for p in packages},
+    }
