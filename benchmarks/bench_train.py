@@ -9,7 +9,11 @@ Not a test. Prints, in one run on one machine and thread count:
     same model and loss): images/s, achieved GFLOP/s and the fraction of the matmul rate,
   * optionally (--parallel) one 2-thread job against two 1-thread jobs side by side.
 
-    python benchmarks/bench_train.py [--model dual] [--batch-size 32] [--threads 1]
+    python benchmarks/bench_train.py [--model dual|vae|layered] [--batch-size 32] [--threads 1]
+        [--device auto|cpu|cuda]
+
+On whatever device it finds (`--device auto`, the default: CUDA when torch sees a GPU), so
+that the first machine with a GPU gives its number in one command.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
 from fgbg.layers import PatchConv2d, PatchConvTranspose2d  # noqa: E402
 from fgbg.models import build_model  # noqa: E402
-from fgbg.training import train  # noqa: E402
+from fgbg.training import resolve_device, train  # noqa: E402
 
 
 class Clock:
@@ -171,21 +175,24 @@ def load_images(path: str | None, n: int) -> tuple[np.ndarray, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default="results/data/x90/train.zarr")
+    parser.add_argument("--data", default="results/data/x90/seed0/train.zarr")
     parser.add_argument("--n", type=int, default=2000, help="training images")
-    parser.add_argument("--model", default="dual", choices=["dual", "vae"])
+    parser.add_argument("--model", default="dual", choices=["dual", "vae", "layered"])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--parallel", action="store_true", help="also 1 x 2 vs 2 x 1 threads")
     args = parser.parse_args()
+    args.device = str(resolve_device(args.device))
 
     images, source = load_images(args.data, args.n)
     model_config = {"type": args.model}
     height, width = images.shape[1:]
     torch.set_num_threads(args.threads)
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}")
+    gpu = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "no GPU"
+    print(f"machine: {platform.processor() or platform.machine()}, {gpu}, device {args.device}, "
+          f"torch {torch.__version__}")  # fmt: skip
     print(f"data: {len(images)} images from {source}; model {args.model}; batch {args.batch_size}")
     print(f"threads: {args.threads} (of {torch.get_num_threads()} set, {mp.cpu_count()} cpus)")
 
