@@ -163,3 +163,24 @@ def test_fill_replaces_only_the_blocks_it_has(tmp_path):
     out = readme_results.fill(page, {"headline": table})
     assert "| a | s | m | 1 |" in out and "| a | t |" not in out and "| b |" not in out
     assert "keep" in out and "old" not in out
+
+
+def test_release_files_agree_on_the_version():
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    required = {"cff-version", "message", "title", "authors", "version", "date-released"}
+    assert required <= set(cff) and cff["cff-version"] == "1.2.0"
+    assert cff["version"] == version and cff["license"] == "MIT"
+    thesis = cff["references"][0]
+    assert thesis["type"] == "thesis" and thesis["year"] == 2020
+    assert thesis["authors"][0]["family-names"] == "Eichin"
+    assert "University of Freiburg" in thesis["institution"]["name"]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert "## [Unreleased]" in changelog and f"## [{version}]" in changelog
+    out = subprocess.run(
+        [sys.executable, "-m", "fgbg", "--version"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == f"fgbg {version}"
