@@ -316,7 +316,7 @@ def test_yaml_syntax_error_in_config_yaml_names_file_and_line(tmp_path):
 
 def test_config_checker_names_file_and_line_of_a_configfile(tmp_path):
     """Snakemake reads --configfile files itself and names neither file nor line; the
-    project's checker (README "Inputs that fail") does."""
+    project's checker (docs/configuration.md, "Inputs that fail") does."""
     path = tmp_path / "my.yaml"
     path.write_text(BROKEN_YAML)
     command = [sys.executable, "-m", "fgbg.config", str(path)]

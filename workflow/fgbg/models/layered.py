@@ -23,7 +23,7 @@ The foreground encoder sees x and, with `fg_opening`, the soft morphological ope
 a c x c square (`fgbg.layers.soft_opening`): the pixels covered by a hole-free cell-sized
 window. The foreground output the evaluation scores is f alone (`foreground_layer`).
 
-What keeps the layers apart (measured; README "The layered model"):
+What keeps the layers apart (measured; docs/models.md, "The layered model"):
 - the foreground pays per patch it uses (its KL) and per expected pixel it draws
   (fg_pixel_penalty), and paints only locally: a 30-pixel disk costs it about 700 pixels of
   penalty, the background one global latent;
