@@ -1,0 +1,78 @@
+"""Where a run's time goes: per rule and per trained model family, from the files the run
+wrote (Snakemake's `benchmark:` TSVs and each training job's run.json).
+
+    python -m fgbg.timing [results/]
+
+prints two markdown tables: per rule, the number of jobs, their summed wall and CPU seconds
+and the mean wall seconds of a job; per model, the training jobs' epochs (min-max), CPU
+seconds per job (mean, min-max) and CPU seconds per epoch. Wall seconds summed over jobs
+exceed the run's own wall time when jobs run side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+
+def rule_times(results) -> pd.DataFrame:
+    """One row per rule with benchmark files: jobs, wall_s, cpu_s (sums), mean_wall_s."""
+    rows = []
+    for path in sorted(Path(results, "benchmarks").glob("*/**/*.tsv")):
+        rule = path.relative_to(Path(results, "benchmarks")).parts[0]
+        bench = pd.read_csv(path, sep="\t")
+        rows.append(
+            {"rule": rule, "wall_s": bench["s"].iloc[-1], "cpu_s": bench["cpu_time"].iloc[-1]}
+        )
+    frame = pd.DataFrame(rows, columns=["rule", "wall_s", "cpu_s"])
+    table = frame.groupby("rule", sort=False).agg(
+        jobs=("wall_s", "size"), wall_s=("wall_s", "sum"), cpu_s=("cpu_s", "sum")
+    )
+    table["mean_wall_s"] = table["wall_s"] / table["jobs"]
+    return table.sort_values("wall_s", ascending=False).reset_index()
+
+
+def training_times(results) -> pd.DataFrame:
+    """One row per model name: runs, epochs trained (min, max), CPU s per job from its
+    benchmark (mean, min, max) and per epoch."""
+    rows = []
+    for run_json in sorted(Path(results, "models").glob("*/*/seed*/run.json")):
+        scenario, model, seed = run_json.parts[-4:-1]
+        run = json.loads(run_json.read_text())
+        bench = Path(results, "benchmarks/train", scenario, model, f"{seed}.tsv")
+        cpu = pd.read_csv(bench, sep="\t")["cpu_time"].iloc[-1] if bench.exists() else float("nan")
+        epochs = run.get("epochs_trained", run["training"]["epochs"])
+        rows.append({"model": model, "epochs": epochs, "cpu_s": cpu})
+    frame = pd.DataFrame(rows, columns=["model", "epochs", "cpu_s"])
+    frame["cpu_s_per_epoch"] = frame["cpu_s"] / frame["epochs"]
+    return (
+        frame.groupby("model", sort=False)
+        .agg(
+            runs=("epochs", "size"),
+            epochs_min=("epochs", "min"),
+            epochs_max=("epochs", "max"),
+            cpu_s=("cpu_s", "mean"),
+            cpu_s_min=("cpu_s", "min"),
+            cpu_s_max=("cpu_s", "max"),
+            cpu_s_per_epoch=("cpu_s_per_epoch", "mean"),
+        )
+        .reset_index()
+    )
+
+
+def main(argv=None) -> None:
+    from fgbg.readme_results import markdown_table
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("results", nargs="?", default="results")
+    args = parser.parse_args(argv)
+    print(markdown_table(rule_times(args.results).round(1)))
+    print()
+    print(markdown_table(training_times(args.results).round(2)))
+
+
+if __name__ == "__main__":
+    main()
