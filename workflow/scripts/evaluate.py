@@ -27,7 +27,7 @@ params = snakemake.params
 held_out = open_split(snakemake.input.split).load()
 train_images = open_split(snakemake.input.train)["images"].values
 novel = ~seen_in(train_images, held_out["images"].values)
-outputs_by_name = {Path(path).parent.parent.name: path for path in snakemake.output}
+outputs_by_name = {Path(path).parent.parent.name: Path(path).parent for path in snakemake.output}
 for name, method in params.methods.items():
     tick = time.perf_counter()
     model_path = snakemake.input.get(f"model_{name}")
