@@ -120,6 +120,26 @@ def test_the_quick_run_plans_every_output_of_one_scenario_two_models_one_seed(tm
         assert path in out.stdout, path
 
 
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Object at .snakemake_timestamp is not recognized")
+def test_the_quick_run_writes_every_table_and_figure(tmp_path):
+    """The README's quick command, run in a scratch directory (about 1-2 minutes on 2 cores)."""
+    tool = str(Path(sys.executable).parent / "snakemake")
+    extra = ["--directory", str(tmp_path), "--snakefile", str(ROOT / "Snakefile")]
+    command = [tool, *shlex.split(marked_block("quick-command"))[1:], *extra]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-4000:]
+    results = tmp_path / "results"
+    for table in ("summary.csv", "summary_wide.csv", "summary_cells.csv", "findings.csv"):
+        assert len(pd.read_csv(results / table)) > 0, table
+    figures = {p.relative_to(results / "figures").as_posix() for p in results.rglob("*.png")}
+    assert {"summary.png", "separation.png", "cells_inside_bg_on.png"} <= figures
+    assert "x90/layered/seed0/decomposition.png" in figures
+    assert "x90/dual/training_curves.png" in figures
+    summary = pd.read_csv(results / "summary.csv")
+    assert set(summary["model"]) >= {"dual", "layered", "raw", "neuropil", "truth", "opening"}
+
+
 def test_the_configuration_key_table_is_generated_from_the_schema():
     page = (ROOT / "docs/configuration.md").read_text()
     assert config_docs.render(page) == page, "run: python -m fgbg.config_docs"
