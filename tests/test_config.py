@@ -110,6 +110,30 @@ BAD_CONFIGS = [
         "bernoulli",
     ),
     ("no_scenarios", _set(["scenarios"], {}), "scenarios", "non-empty"),
+    (
+        "fg_kernel_disagrees_with_cells",
+        _set(["models", "layered", "fg_kernel"], 4),
+        "models.layered.fg_kernel",
+        "4 disagrees with cells.size 6",
+    ),
+    (
+        "cell_size_does_not_tile_the_image",
+        _set(["cells", "size"], 7),
+        "models.dual.fg_kernel",
+        "not divisible by the foreground kernel 7 (the data's cells.size)",
+    ),
+    (
+        "reference_cell_size_disagrees",
+        _set(["references", "opening", "cell_size"], 5),
+        "references.opening.cell_size",
+        "5 disagrees with cells.size 6",
+    ),
+    (
+        "reference_key_of_another_type",
+        _set(["references", "raw", "components"], [8]),
+        "references.raw.components",
+        "not a key of type raw",
+    ),
 ]
 
 
@@ -171,6 +195,7 @@ SNAKEMAKE_CASES = [
     "scenario_name_with_slash",
     "unknown_key",
     "missing_cell_positions",
+    "fg_kernel_disagrees_with_cells",
 ]
 
 
@@ -343,3 +368,31 @@ def test_a_key_of_another_type_is_named():
     config["models"] = {"l": {"type": "layered", "z1_dim": 3}}
     with pytest.raises(ConfigError, match=r"^config error: models\.l\.z1_dim: not a key of type"):
         load_config(config)
+
+
+def test_cell_size_follows_the_data():
+    """cells.size 4: every model's fg_kernel and the cell-sized references' cell_size become 4
+    (the training jobs' params carry it) and the models build and run with a 4 x 4 kernel."""
+    import torch
+    from fgbg.models import build_model
+
+    config = copy.deepcopy(DEFAULT)
+    config["cells"]["size"] = 4
+    resolved = load_config(config)
+    assert {m["fg_kernel"] for m in resolved["models"].values()} == {4}
+    assert resolved["references"]["opening"]["cell_size"] == 4
+    assert "cell_size" not in resolved["references"]["raw"]
+    assert load_config(DEFAULT)["models"]["dual"]["fg_kernel"] == 6
+    x = (torch.rand(2, 1, 60, 60) < 0.3).float()
+    for model_config in resolved["models"].values():
+        model = build_model(model_config, 60, 60)
+        shapes = {tuple(p.shape[-2:]) for p in model.parameters() if p.dim() == 4}
+        assert (4, 4) in shapes and (6, 6) not in shapes, (model_config["type"], shapes)
+        with torch.no_grad():
+            assert model.foreground_layer(x).shape == (2, 1, 60, 60)
+
+
+def test_an_agreeing_override_is_fine():
+    config = copy.deepcopy(DEFAULT)
+    config["models"]["layered"]["fg_kernel"] = 6
+    assert load_config(config)["models"]["layered"]["fg_kernel"] == 6

@@ -67,22 +67,44 @@ def schema_defaults(section: str, kind: str | None = None) -> dict:
     }
 
 
-def _only_type_keys(config: dict, given: dict) -> None:
-    """Keep in each model only the keys of its type (`x-types` in the schema), so that a
-    default of one family never changes another family's parameters (and reruns its jobs);
-    a key the user gave that its type does not have is an error."""
-    properties = _section_properties("models")
-    for name, model in config["models"].items():
+def _only_type_keys(config: dict, given: dict, section: str = "models") -> None:
+    """Keep in each model (or reference) only the keys of its type (`x-types` in the
+    schema), so that a default of one family never changes another family's parameters (and
+    reruns its jobs); a key the user gave that its type does not have is an error."""
+    properties = _section_properties(section)
+    for name, model in config[section].items():
         kind = model["type"]
         for key in list(model):
             types = properties.get(key, {}).get("x-types", [kind])
             if kind not in types:
                 if key in given.get(name, {}):
                     raise ConfigError(
-                        f"models.{name}.{key}",
+                        f"{section}.{name}.{key}",
                         f"not a key of type {kind} (it belongs to {', '.join(types)})",
                     )
                 del model[key]
+
+
+# The cell size a model or reference knows: this key of it, null meaning the data's cells.size.
+CELL_SIZE_KEYS = {"models": "fg_kernel", "references": "cell_size"}
+
+
+def resolve_cell_sizes(config: dict) -> None:
+    """Fill every null cell size (models' fg_kernel, references' cell_size) with the data's
+    cells.size, in place, so that the training and evaluation jobs' params carry the value
+    (a change of cells.size reruns them). A value that disagrees with cells.size is an error:
+    the prior follows the data (SPEC section 9)."""
+    size = config["cells"]["size"]
+    for section, key in CELL_SIZE_KEYS.items():
+        for name, method in config[section].items():
+            if key not in method:
+                continue
+            if method[key] is None:
+                method[key] = size
+            elif method[key] != size:
+                raise ConfigError(
+                    f"{section}.{name}.{key}", f"{method[key]} disagrees with cells.size {size}"
+                )
 
 
 def _key(path) -> str:
@@ -187,11 +209,13 @@ def check_semantics(config: dict) -> None:
                 f"models.{name}.bg_pool",
                 f"image size {height} x {width} is not divisible by the background pooling {pool}",
             )
-        kernel = model.get("fg_kernel")
+        kernel = model.get("fg_kernel") or size
         if height % kernel or width % kernel:
+            source = "" if model.get("fg_kernel") else " (the data's cells.size)"
             raise ConfigError(
                 f"models.{name}.fg_kernel",
-                f"image size {height} x {width} is not divisible by the foreground kernel {kernel}",
+                f"image size {height} x {width} is not divisible by the foreground kernel "
+                f"{kernel}{source}",
             )
     for name in config["scenarios"]:
         params = scenario_params(config, name)
@@ -242,9 +266,12 @@ def load_config(config: dict) -> dict:
     """Validate `config` (a dict as Snakemake loaded it); return it with defaults filled."""
     check_names(config)
     given = copy.deepcopy(dict(config.get("models") or {}))
+    given_references = copy.deepcopy(dict(config.get("references") or {}))
     config = validate_schema(config)
     _only_type_keys(config, given)
+    _only_type_keys(config, given_references, "references")
     check_semantics(config)
+    resolve_cell_sizes(config)
     return config
 
 

@@ -2,6 +2,7 @@ rule evaluate:
     input:
         unpack(evaluate_inputs),
         train=split_store("train"),
+        val=split_store("val"),
         split=split_store(config["evaluation"]["split"]),
     output:
         [

@@ -25,7 +25,8 @@ torch.set_num_threads(snakemake.threads)
 params = snakemake.params
 
 held_out = open_split(snakemake.input.split).load()
-train_images = open_split(snakemake.input.train)["images"].values
+train, val = open_split(snakemake.input.train), open_split(snakemake.input.val)
+train_images = train["images"].values
 novel = ~seen_in(train_images, held_out["images"].values)
 outputs_by_name = {Path(path).parent.parent.name: Path(path).parent for path in snakemake.output}
 for name, method in params.methods.items():
@@ -40,8 +41,8 @@ for name, method in params.methods.items():
             params.batch_size,
             train_images=train_images,
         )
-    else:
-        outputs = reference_outputs(method, held_out)
+    else:  # nmf factorises the training images and chooses its size on the validation ones
+        outputs = reference_outputs(method, held_out, train=train, val=val)
     tables = evaluate(outputs, held_out, params.threshold, novel=novel, seed=params.probe_seed)
     out_dir = Path(outputs_by_name[name])
     for table in ("cells", "rates", "cell_rates", "separation", "latent"):
@@ -58,6 +59,7 @@ for name, method in params.methods.items():
             "threshold": params.threshold,
             "device": "cpu",
             "threads": torch.get_num_threads(),
+            "reference": outputs.get("info"),  # what a reference chose (nmf: its components)
             "seconds": round(seconds, 3),
             "versions": versions("torch", "scikit-learn"),
         },
