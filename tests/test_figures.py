@@ -280,3 +280,30 @@ def test_run_values_reads_whatever_metrics_the_tables_hold():
     long = figures.run_values(rates=rates, separation=separation)
     assert set(long["metric"]) == {"tpr", "auroc", "leakage", "new_metric"}
     assert list(long.columns[:6]) == ["scenario", "model", "seed", "stratum", "metric", "value"]
+
+
+def test_separation_figure_draws_targets_and_pass_counts():
+    rows = [
+        {"scenario": "x90", "model": m, "stratum": st, "metric": me, "mean": 0.5}
+        for m in ("dual", "raw")
+        for st, me, _ in figures.SEPARATION_PANELS
+    ] + [
+        {"scenario": "x90", "model": m, "stratum": "targets", "metric": "runs_passing", "mean": v}
+        for m, v in (("dual", 0.8), ("raw", 0.0))
+    ]
+    table = _summary_rows(rows).assign(n_seeds=5)
+    fig = figures.separation_figure(table, references=["raw"])
+    assert len(fig.axes) == 4 and fig.axes[3].get_ylabel().startswith("runs passing")
+    assert [t.get_text() for t in fig.axes[3].texts] == ["4/5", "0/5"]
+    dotted = [line for line in fig.axes[2].get_lines() if line.get_linestyle() == ":"]
+    assert [line.get_ydata()[0] for line in dotted] == [0.03]  # the leakage target
+
+
+def test_one_hot_states_move_away_from_a_code():
+    from fgbg.illustrate import one_hot_states
+
+    base = {"z_fg": np.full(3, 0.5), "z_bg": np.array([1.0, -1.0])}
+    labels, latents = one_hot_states({"z_fg": 3, "z_bg": 2}, 5, blocks=["z_bg"], base=base)
+    assert labels == ["z_bg[0] +5", "z_bg[0] -5", "z_bg[1] +5", "z_bg[1] -5"]
+    assert np.allclose(latents["z_fg"].numpy(), 0.5)  # held at the image's code
+    assert np.allclose(latents["z_bg"][:, 0].numpy(), [6, -4, 1, 1])

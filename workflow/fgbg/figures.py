@@ -21,6 +21,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from fgbg.metrics.rates import STRATA  # noqa: E402
+from fgbg.targets import TARGETS  # noqa: E402
 
 CMAP = "gray"
 IMAGE_RANGE = {"cmap": CMAP, "vmin": 0.0, "vmax": 1.0, "interpolation": "nearest"}
@@ -182,7 +183,7 @@ def training_curves(history: pd.DataFrame, title: str = ""):
         Line2D([], [], color="0.2", ls="-", lw=1, label="training set"),
         Line2D([], [], color="0.2", ls="--", lw=1, label="validation split"),
     ]
-    fig.legend(handles=handles, loc="outside right upper", fontsize=7, frameon=False)
+    fig.legend(handles=handles, loc="outside right center", fontsize=7, frameon=False)
     _suptitle(fig, title or "Training curves (per-image means per epoch)")
     return fig
 
@@ -212,7 +213,7 @@ def method_styles(methods, references=()) -> dict[str, dict]:
     return {m: styles[m] for m in methods}
 
 
-def _method_legend(fig, styles: dict[str, dict], references=(), runs: bool = False) -> None:
+def _method_legend(fig, styles: dict[str, dict], references=(), runs=False, targets=False):
     """The methods' colours outside the axes (right), models first, then references."""
     handles = [
         Patch(facecolor=s["color"], hatch=s["hatch"], edgecolor="black", lw=0.5, label=m)
@@ -228,9 +229,11 @@ def _method_legend(fig, styles: dict[str, dict], references=(), runs: bool = Fal
         ]
     if runs:
         handles.append(Line2D([], [], ls="", label="one run (seed)", **RUN_MARKER))
+    if targets:
+        handles.append(Line2D([], [], ls=":", lw=1, color="0.25", label="target bound"))
     fig.legend(
         handles=handles,
-        loc="outside right upper",
+        loc="outside right center",
         fontsize=7,
         title="method",
         title_fontsize=7,
@@ -391,16 +394,42 @@ SEPARATION_LABELS = {
 }
 
 
+# The pass counts (fgbg.targets) as summary.csv holds them: the last panel when present.
+PASSING = ("targets", "runs_passing", "runs passing every target (k of n seeds)")
+
+
 def separation_panels(summary: pd.DataFrame, panels=SEPARATION_PANELS) -> list[tuple]:
     """The panels the summary has rows for: `panels` first, then every other metric of the
-    pooled regions (SEPARATION_REGIONS), e.g. leakage_ratio, pixel_ap."""
+    pooled regions (SEPARATION_REGIONS), e.g. leakage_ratio, pixel_ap, then the share of runs
+    passing every target (PASSING)."""
     present = set(zip(summary["stratum"], summary["metric"], strict=True))
     chosen = [p for p in panels if (p[0], p[1]) in present]
     known = {(p[0], p[1]) for p in chosen}
     for stratum, metric in dict.fromkeys(zip(summary["stratum"], summary["metric"], strict=True)):
         if stratum in SEPARATION_REGIONS and (stratum, metric) not in known:
             chosen.append((stratum, metric, SEPARATION_LABELS.get(metric, f"{metric} ({stratum})")))
+    if PASSING[:2] in present:
+        chosen.append(PASSING)
     return chosen
+
+
+def _target_line(ax, stratum: str, metric: str, targets=TARGETS) -> bool:
+    """The target's bound (fgbg.targets) on this panel's measure as a dotted line."""
+    for target in targets:
+        if (target.stratum, target.metric) == (stratum, metric):
+            ax.axhline(target.bound, ls=":", lw=1, color="0.25", zorder=4)
+            return True
+    return False
+
+
+def _pass_counts(ax, rows: pd.DataFrame, models: list[str]) -> None:
+    """k/n above each bar of the runs-passing panel (mean = k / n, n_seeds = n)."""
+    rows = rows.set_index("model")
+    for x, model in enumerate(models):
+        if model in rows.index and not pd.isna(rows.loc[model, "mean"]):
+            n = int(rows.loc[model, "n_seeds"])
+            k = round(rows.loc[model, "mean"] * n)
+            ax.text(x, 1.02, f"{k}/{n}", ha="center", va="bottom", fontsize=6)
 
 
 def separation_figure(
@@ -415,6 +444,7 @@ def separation_figure(
     styles = method_styles(models, references)
     panels = separation_panels(summary, panels)
     fig, axes = _grid(len(panels), len(scenarios), width=0.5 * len(models) + 1.0)
+    targets = False
     for i, (stratum, metric, label) in enumerate(panels):
         for j, scenario in enumerate(scenarios):
             ax = axes[i, j]
@@ -424,13 +454,17 @@ def separation_figure(
             here = None if here is None else here.assign(x=here["model"])
             for model in models:  # one bar per method at its own x
                 _grouped_bars(ax, rows, "x", models, [model], styles, here, slot=0, slots=1)
-            _y_range(ax, rows["ci95_high"] if here is None else here["value"])
+            _y_range(ax, rows["ci95_high"] if here is None or not len(here) else here["value"])
+            targets |= _target_line(ax, stratum, metric)
+            if (stratum, metric) == PASSING[:2]:
+                _pass_counts(ax, rows, models)
+                ax.set_ylim(0, 1.15)
             ax.set_xticklabels(models, fontsize=7, rotation=45, ha="right")
             if i == 0:
                 ax.set_title(f"scenario {scenario}", fontsize=9)
             if j == 0:
                 ax.set_ylabel("\n".join(textwrap.wrap(label, 28)), fontsize=8)
-    _method_legend(fig, styles, references, runs=runs is not None)
+    _method_legend(fig, styles, references, runs=runs is not None, targets=targets)
     _suptitle(
         fig,
         "Separation on the test split, every method: bars the mean over seeds with 95 % CI"
