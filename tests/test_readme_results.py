@@ -28,13 +28,17 @@ def _wide(tmp_path):
 
 def test_tables_hold_the_headline_rows_and_the_applicable_findings(tmp_path):
     _wide(tmp_path)
-    headline, findings = main(tmp_path).split("\n\n")
+    headline, findings, knowledge = main(tmp_path).split("\n\n")
     assert headline.splitlines()[2] == "| dual | outside | auroc | 0.9 ± 0.1 |"
     assert headline.splitlines()[3] == "| raw | active_disks | leakage | 0.84 ± 0.01 |"
     assert len(headline.splitlines()) == 4  # header, rule, the two headline rows
     assert findings.splitlines()[2] == "| dual | 1 | supported | x = 1 [0, 2] (n=5) |"
     assert findings.splitlines()[3] == "| dual | 2 | inconclusive | y\\|z |"
     assert len(findings.splitlines()) == 4  # "not applicable" rows are left out
+    assert (
+        knowledge.splitlines()[0]
+        == "| method | cell size | disk scale | cell outlines | activity |"
+    )
 
 
 def _runs(a_values, b_values):
@@ -75,18 +79,54 @@ def test_convergence_reports_a_loss_still_falling(tmp_path):
 def test_targets_say_met_only_when_the_interval_is_past_the_bound():
     from fgbg.readme_results import targets
 
-    def row(metric, stratum, mean, low, high):
+    def row(metric, stratum, mean, low, high, n=5):
         return {"scenario": "x90", "model": "m", "stratum": stratum, "metric": metric,
-                "mean": mean, "ci95_low": low, "ci95_high": high}  # fmt: skip
+                "mean": mean, "ci95_low": low, "ci95_high": high, "n_seeds": n}  # fmt: skip
 
     summary = pd.DataFrame(
         [
-            row("auroc", "inside_bg_on", 0.995, 0.992, 0.998),  # met
-            row("fpr", "inside_bg_on", 0.04, 0.02, 0.07),  # mean met, CI crosses 0.05
-            row("leakage", "active_disks", 0.08, 0.07, 0.09),  # missed by 0.03
+            row("auroc", "inside_bg_on", 0.997, 0.996, 0.998),  # met
+            row("fpr", "inside_bg_on", 0.015, 0.005, 0.025),  # mean met, CI crosses 0.02
+            row("leakage", "active_disks", 0.06, 0.05, 0.07),  # missed by 0.03
+            row("leakage_ratio", "active_disks", float("nan"), float("nan"), float("nan"), 0),
+            row("auroc", "outside", 1.0, float("nan"), float("nan"), 1),  # one run
+            row("auroc", "inside_bg_off", 0.9, float("nan"), float("nan"), 1),
+            row("pass_auroc_inside_bg_on", "targets", 0.8, 0.28, 0.99),
         ]
     )
-    verdicts = targets(summary, "m").set_index("target")["verdict"]
-    assert verdicts["auroc `inside_bg_on` >= 0.99"] == "met"
-    assert verdicts["fpr `inside_bg_on` <= 0.05"] == "mean met, CI crosses"
-    assert verdicts["leakage `active_disks` <= 0.05"] == "missed by 0.030"
+    table = targets(summary, "m").set_index("target")
+    verdicts = table["verdict"]
+    assert verdicts["auroc `inside_bg_on` >= 0.995"] == "met"
+    assert verdicts["fpr `inside_bg_on` <= 0.02"] == "mean met, CI crosses"
+    assert verdicts["leakage `active_disks` <= 0.03"] == "missed by 0.030"
+    assert verdicts["leakage_ratio `active_disks` <= 0.03"] == "no data"
+    assert verdicts["auroc `outside` >= 0.99"] == "one run, met"
+    assert verdicts["auroc `inside_bg_off` >= 0.99"] == "one run, missed by 0.090"
+    assert "mean met, CI crosses" not in set(verdicts.drop("fpr `inside_bg_on` <= 0.02"))
+    assert table.loc["auroc `inside_bg_on` >= 0.995", "runs passing"] == "4 of 5 [0.28, 0.99]"
+    assert table.loc["auroc `outside` >= 0.99", "mean [95 % CI]"] == "1.000"
+
+
+def test_pass_count_table_says_k_of_n_and_the_unjudged_runs():
+    from fgbg.readme_results import pass_count_table
+
+    def row(scenario, model, metric, k, n, low, high):
+        return {"scenario": scenario, "model": model, "stratum": "targets", "metric": metric,
+                "mean": k / n, "ci95_low": low, "ci95_high": high, "n_seeds": n}  # fmt: skip
+
+    summary = pd.DataFrame(
+        [
+            row("x90", "layered", "runs_passing", 4, 5, 0.284, 0.995),
+            row("x90", "layered", "runs_not_judged", 0, 5, 0.0, 0.522),
+            row("control", "layered", "runs_passing", 0, 5, 0.0, 0.522),
+            row("control", "layered", "runs_not_judged", 5, 5, 0.478, 1.0),
+            row("x90", "raw", "runs_passing", 0, 5, 0.0, 0.522),
+            row("x90", "raw", "runs_not_judged", 0, 5, 0.0, 0.522),
+        ]
+    )
+    table = pass_count_table(summary).set_index("model")
+    assert list(table.columns) == ["x90", "control"]
+    assert table.loc["layered", "x90"] == "4 of 5 [0.28, 0.99]"
+    assert table.loc["layered", "control"] == "0 of 5 [0.00, 0.52], 5 not judged"
+    assert table.loc["raw", "x90"] == "0 of 5 [0.00, 0.52]"
+    assert table.loc["raw", "control"] == ""

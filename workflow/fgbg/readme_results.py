@@ -6,8 +6,8 @@
 Without --write the tables are printed. With it, every block of each page between
 `<!-- generated: NAME [models=A,B] [rows=STRATUM/METRIC,...] -->` and
 `<!-- end generated -->` is replaced by the table NAME (headline, findings, comparisons,
-targets, convergence), optionally cut to some models and (stratum, metric) rows; the text
-around the blocks is left as it is.
+pass_counts, targets, knowledge, convergence), optionally cut to some models and (stratum,
+metric) rows; the text around the blocks is left as it is.
 
 Reads results/summary_wide.csv, results/findings.csv and the per-run rates.csv and
 separation.csv under results/eval/. The comparisons are generated, never typed: each row
@@ -20,13 +20,16 @@ otherwise "not resolved", and "no verdict" for a zero-width interval or a satura
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from pathlib import Path
 
 import pandas as pd
 
 from fgbg.findings import Sample, paired
-from fgbg.summary import read_runs
+from fgbg.references import KNOWS
+from fgbg.summary import PASS_STRATUM, format_pass, read_runs
+from fgbg.targets import TARGETS, Target
 
 HEADLINE = (
     ("outside", "auroc"),
@@ -36,6 +39,7 @@ HEADLINE = (
     ("inside_bg_on", "tpr"),
     ("inside_bg_on", "fpr"),
     ("active_disks", "leakage"),
+    ("active_disks", "leakage_ratio"),
     ("inside_active_disks", "pixel_ap"),
 )
 # (stratum, metric, "higher is better")
@@ -43,6 +47,7 @@ COMPARED = (
     ("inside_bg_on", "auroc", True),
     ("inside_bg_on", "fpr", False),
     ("active_disks", "leakage", False),
+    ("active_disks", "leakage_ratio", False),
     ("outside", "auroc", True),
     ("inside_bg_off", "auroc", True),
 )
@@ -122,46 +127,90 @@ def comparisons(runs: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-# The layered model's targets: (stratum, metric, ">=" or "<=", bound)
-TARGETS = (
-    ("inside_bg_on", "auroc", ">=", 0.99),
-    ("inside_bg_on", "tpr", ">=", 0.95),
-    ("inside_bg_on", "fpr", "<=", 0.05),
-    ("active_disks", "leakage", "<=", 0.05),
-    ("outside", "auroc", ">=", 0.99),
-    ("inside_bg_off", "auroc", ">=", 0.99),
-)
+def _verdict(target: Target, mean: float, low: float, high: float, n: float) -> str:
+    """The verdict: "met" when the whole interval is on the target's side of the bound,
+    "missed by D" when the mean is on the wrong side (D = its distance to the bound), "mean
+    met, CI crosses" otherwise; "no data" without a value and "one run" (with the run's
+    side) without an interval."""
+    if pd.isna(mean):
+        return "no data"
+    sign = 1 if target.side == ">=" else -1
+    if sign * (mean - target.bound) < 0:
+        missed = f"missed by {abs(mean - target.bound):.3f}"
+        return f"one run, {missed}" if pd.isna(low) or n == 1 else missed
+    if pd.isna(low) or n == 1:
+        return "one run, met"
+    worst = low if sign == 1 else high
+    return "met" if sign * (worst - target.bound) >= 0 else "mean met, CI crosses"
+
+
+def _number(mean: float, low: float, high: float) -> str:
+    if pd.isna(mean):
+        return ""
+    return f"{mean:.3f}" if pd.isna(low) else f"{mean:.3f} [{low:.3f}, {high:.3f}]"
 
 
 def targets(summary: pd.DataFrame, model: str) -> pd.DataFrame:
-    """Each target per scenario: the mean [95 % CI] over seeds and whether it is met: "met"
-    when the whole interval is on the right side of the bound, "missed by D" when the mean is
-    on the wrong side (D = its distance to the bound), "mean met, CI crosses" otherwise."""
+    """Each target (fgbg.targets.TARGETS) per scenario: the mean [95 % CI] over seeds, its
+    verdict (`_verdict`) and, where summary.csv has the pass counts, the runs that meet it
+    ("k of n [exact 95 % CI]"): the runs decide, the mean only describes them."""
     rows = []
     keyed = summary[summary["model"] == model].set_index(["scenario", "stratum", "metric"])
     for scenario in dict.fromkeys(summary["scenario"]):
-        for stratum, metric, side, bound in TARGETS:
-            if (scenario, stratum, metric) not in keyed.index:
+        for target in TARGETS:
+            key = (scenario, target.stratum, target.metric)
+            if key not in keyed.index:
                 continue
-            r = keyed.loc[(scenario, stratum, metric)]
-            sign = 1 if side == ">=" else -1
-            low, high = r["ci95_low"], r["ci95_high"]
-            worst = low if sign == 1 else high
-            if sign * (r["mean"] - bound) < 0:
-                verdict = f"missed by {abs(r['mean'] - bound):.3f}"
-            elif sign * (worst - bound) >= 0:
-                verdict = "met"
-            else:
-                verdict = "mean met, CI crosses"
-            rows.append(
-                {
-                    "scenario": scenario,
-                    "target": f"{metric} `{stratum}` {side} {bound}",
-                    "mean [95 % CI]": f"{r['mean']:.3f} [{low:.3f}, {high:.3f}]",
-                    "verdict": verdict,
-                }
-            )
+            r = keyed.loc[key]
+            stats = (r["mean"], r["ci95_low"], r["ci95_high"])
+            row = {
+                "scenario": scenario,
+                "target": target.label,
+                "mean [95 % CI]": _number(*stats),
+                "verdict": _verdict(target, *stats, r.get("n_seeds", math.nan)),
+            }
+            passing = (scenario, PASS_STRATUM, f"pass_{target.metric}_{target.stratum}")
+            if passing in keyed.index:
+                p = keyed.loc[passing]
+                row["runs passing"] = format_pass(
+                    p["mean"], p["n_seeds"], p["ci95_low"], p["ci95_high"]
+                )
+            rows.append(row)
     return pd.DataFrame(rows)
+
+
+def pass_count_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Runs meeting every target (fgbg.targets), "k of n [exact 95 % CI]", one row per
+    method, one column per scenario; ", m not judged" when m runs lacked a target's value
+    (a scenario without disks has nothing inside an active disk to judge)."""
+    rows = summary[summary["stratum"] == PASS_STRATUM]
+    if rows.empty:
+        return pd.DataFrame(columns=["model"])
+    keyed = rows.set_index(["scenario", "model", "metric"])
+    scenarios = list(dict.fromkeys(rows["scenario"]))
+    out = []
+    for model in dict.fromkeys(rows["model"]):
+        line = {"model": model}
+        for scenario in scenarios:
+            if (scenario, model, "runs_passing") not in keyed.index:
+                line[scenario] = ""
+                continue
+            p = keyed.loc[(scenario, model, "runs_passing")]
+            cell = format_pass(p["mean"], p["n_seeds"], p["ci95_low"], p["ci95_high"])
+            if (scenario, model, "runs_not_judged") in keyed.index:
+                q = keyed.loc[(scenario, model, "runs_not_judged")]
+                unjudged = round(q["mean"] * q["n_seeds"])
+                cell += f", {unjudged} not judged" if unjudged else ""
+            line[scenario] = cell
+        out.append(line)
+    return pd.DataFrame(out, columns=["model", *scenarios])
+
+
+def knowledge() -> pd.DataFrame:
+    """What each method (by type) knows beyond the images: fgbg.references.KNOWS."""
+    columns = list(next(iter(KNOWS.values())))
+    rows = [{"method": kind, **{c: KNOWS[kind][c] or "-" for c in columns}} for kind in KNOWS]
+    return pd.DataFrame(rows, columns=["method", *columns])
 
 
 def convergence(results: Path, last: int = 5) -> pd.DataFrame:
@@ -200,9 +249,13 @@ def tables(results: Path, pairs=(), target_model: str = "") -> dict[str, pd.Data
     }
     if pairs:
         out["comparisons"] = comparisons(per_run(results), list(pairs))
-    if target_model:
-        summary = pd.read_csv(results / "summary.csv")
+    summary_path = results / "summary.csv"
+    summary = pd.read_csv(summary_path) if summary_path.exists() else None
+    if summary is not None and (summary["stratum"] == PASS_STRATUM).any():
+        out["pass_counts"] = pass_count_table(summary)
+    if target_model and summary is not None:
         out["targets"] = targets(summary, target_model)
+    out["knowledge"] = knowledge()
     if any(results.glob("models/*/*/seed*/history.csv")):
         out["convergence"] = convergence(results).round(4)
     return out
