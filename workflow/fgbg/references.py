@@ -95,7 +95,7 @@ def _cell_side(cells: np.ndarray) -> int:
 KNOWS = {
     "dual": {
         "cell size": "fg_kernel (the first convolution's kernel and stride)",
-        "disk scale": "pool_size 30 (the background encoder's kernel and g(x)'s blocks)",
+        "disk scale": "pool_size 30, the disk's diameter (background kernel, g(x)'s blocks)",
         "cell outlines": "",
         "activity": "",
     },
@@ -107,7 +107,10 @@ KNOWS = {
     },
     "layered": {
         "cell size": "fg_kernel (patch grid) and the opening by a cell-sized square",
-        "disk scale": "bg_pool 6 and bg_grid 10 (a coarse background, no cell-sized detail)",
+        "disk scale": (
+            "not the diameter; that the background is coarse and flat (bg_pool 6, a flat "
+            "level in a bg_grid 10 x 10 mask) and composed with the cells by a noisy OR"
+        ),
         "cell outlines": "",
         "activity": "",
     },
