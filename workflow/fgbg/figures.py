@@ -285,7 +285,7 @@ def _grouped_bars(
             edgecolor="black",
             lw=0.5,
             label=name,
-            yerr=np.nan_to_num(err),
+            yerr=np.clip(np.nan_to_num(err), 0, None),
             error_kw={"lw": 0.8, "capsize": 2, "ecolor": "0.3"},
         )
         if runs is not None:
@@ -359,7 +359,7 @@ def summary_figure(
     scenarios = list(dict.fromkeys(summary["scenario"]))
     models = list(dict.fromkeys(summary["model"]))
     styles = method_styles(models, references)
-    fig, axes = _grid(len(metrics), len(scenarios), width=0.32 * len(models) * len(strata) + 0.6)
+    fig, axes = _grid(len(metrics), len(scenarios), width=0.2 * len(models) * len(strata) + 0.8)
     for i, metric in enumerate(metrics):
         for j, scenario in enumerate(scenarios):
             ax = axes[i, j]
