@@ -129,8 +129,8 @@ def test_findings_and_figures(workdir):
     for path in figures:
         assert path.stat().st_size > 5000, path
     assert not (workdir / f"results/figures/{SCENARIO}/dual/seed{SEEDS[1]}").exists()
-    assert (workdir / f"results/benchmarks/evaluate/{SCENARIO}/dual/seed0.tsv").exists()
-    assert "done in" in (workdir / f"results/logs/evaluate/{SCENARIO}/dual/seed0.log").read_text()
+    assert (workdir / f"results/benchmarks/evaluate/{SCENARIO}/seed0.tsv").exists()
+    assert "done in" in (workdir / f"results/logs/evaluate/{SCENARIO}/seed0.log").read_text()
 
 
 @pytest.mark.slow
