@@ -14,6 +14,7 @@ import yaml
 from fgbg.findings import VERDICTS
 from fgbg.metrics.rates import rates_table
 from fgbg.summary import METRICS
+from fgbg.targets import TARGETS
 from workflow_runner import snakemake
 
 pytestmark = pytest.mark.filterwarnings("ignore:Object at .snakemake_timestamp is not recognized")
@@ -90,7 +91,10 @@ def test_summary_equals_the_mean_of_rates_recomputed_from_cells(workdir):
         "scenario", "model", "stratum", "metric", "mean", "std", "ci95_low", "ci95_high",
         "n_seeds",
     ]  # fmt: skip
-    assert set(summary["metric"]) == set(METRICS) | {"leakage", "leakage_ratio", "pixel_ap"}
+    passes = {"runs_passing", "runs_not_judged"} | {f"pass_{t.metric}_{t.stratum}" for t in TARGETS}
+    assert (
+        set(summary["metric"]) == set(METRICS) | {"leakage", "leakage_ratio", "pixel_ap"} | passes
+    )
     assert set(summary["model"]) == {*MODELS, "raw", "neuropil", "truth", "opening", "nmf"}
     checked = 0
     for model in MODELS:
