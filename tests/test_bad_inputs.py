@@ -86,8 +86,20 @@ def assert_only_job_files_changed(copy, before, outputs, log):
 
 
 EVAL_TABLES = ("cells.csv", "rates.csv", "cell_rates.csv", "separation.csv", "latent.csv")
-EVAL_OUTPUTS = [f"{EVAL}/{name}" for name in (*EVAL_TABLES, "eval.json")]
-EVAL_LOG = "results/logs/evaluate/control/dual/seed0.log"
+
+
+def eval_outputs(workdir) -> list[str]:
+    """The evaluation job's outputs: every method's tables of the (scenario, seed)."""
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    methods = [*config["models"], *config["references"]]
+    return [
+        f"results/eval/control/{method}/seed0/{name}"
+        for method in methods
+        for name in (*EVAL_TABLES, "eval.json")
+    ]
+
+
+EVAL_LOG = "results/logs/evaluate/control/seed0.log"  # one job scores every method
 REEVALUATE = (f"{EVAL}/rates.csv", "--cores", "1", "--forcerun", "evaluate")
 
 
@@ -103,7 +115,7 @@ def test_missing_chunk_stops_evaluate_and_regenerating_repairs_it(workdir, tmp_p
         f"snakemake --cores 1 --forcerun {TEST_STORE}"
     )
     assert_one_line_failure(result, copy / EVAL_LOG, line)
-    assert_only_job_files_changed(copy, before, EVAL_OUTPUTS, EVAL_LOG)
+    assert_only_job_files_changed(copy, before, eval_outputs(copy), EVAL_LOG)
     # the advice works: the store comes back byte for byte and the run completes
     result = snakemake(copy, f"{EVAL}/rates.csv", "--cores", "2", "--forcerun", TEST_STORE)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -124,7 +136,7 @@ def test_truncated_chunk_stops_evaluate_with_one_line(workdir, tmp_path):
         f"(checksum); regenerate it with: snakemake --cores 1 --forcerun {TEST_STORE}"
     )
     assert_one_line_failure(result, copy / EVAL_LOG, line)
-    assert_only_job_files_changed(copy, before, EVAL_OUTPUTS, EVAL_LOG)
+    assert_only_job_files_changed(copy, before, eval_outputs(copy), EVAL_LOG)
 
 
 def test_corrupt_model_file_stops_evaluate_with_one_line(workdir, tmp_path):
@@ -138,7 +150,7 @@ def test_corrupt_model_file_stops_evaluate_with_one_line(workdir, tmp_path):
     )
     assert_one_line_failure(result, copy / EVAL_LOG, line)
     assert "weights_only" not in result.stdout + result.stderr
-    assert_only_job_files_changed(copy, before, EVAL_OUTPUTS, EVAL_LOG)
+    assert_only_job_files_changed(copy, before, eval_outputs(copy), EVAL_LOG)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -23,6 +23,7 @@ from fgbg.training import load_trained  # noqa: E402
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 params = snakemake.params
+started = time.perf_counter()
 
 held_out = open_split(snakemake.input.split).load()
 train, val = open_split(snakemake.input.train), open_split(snakemake.input.val)
@@ -73,3 +74,4 @@ for name, method in params.methods.items():
         params.split,
         seconds,
     )
+logging.info("done in %.1f s", time.perf_counter() - started)

@@ -1,0 +1,110 @@
+"""Per-run table of a study: a run of the workflow on the validation split
+(`evaluation: {split: val}`) with several seeds and one model entry per setting.
+
+    python -m fgbg.study RESULTS [--models a,b] [--markdown]
+
+One row per (scenario, model, seed): the epochs trained, the best validation loss, the
+background KL at the best epoch (for layered models: near 0 means a collapsed background),
+the expected foreground pixels on validation images, the targets' metrics (fgbg.targets) and
+whether the run meets every target; then per (scenario, model) the runs passing, k of n.
+Every choice of a default is read from such a table, never from the test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from fgbg.targets import ALL, PASS, TARGETS, format_count, pass_counts, run_verdicts
+
+
+def _runs(results: Path, models=None):
+    for eval_json in sorted(results.glob("eval/*/*/seed*/eval.json")):
+        scenario, model, seed = eval_json.parts[-4:-1]
+        if models is None or model in models:
+            yield scenario, model, seed[4:], eval_json.parent
+
+
+def long_table(results, models=None) -> pd.DataFrame:
+    """Per-run values (scenario, model, seed, stratum, metric, value) as the summary melts
+    them: rates per stratum and separation metrics per region."""
+    frames = []
+    for scenario, model, seed, run in _runs(Path(results), models):
+        keys = {"scenario": scenario, "model": model, "seed": int(seed)}
+        rates = pd.read_csv(run / "rates.csv")
+        metrics = [c for c in ("auroc", "tpr", "fpr") if c in rates]
+        melted = rates.melt(id_vars=["stratum"], value_vars=metrics, var_name="metric")
+        separation = pd.read_csv(run / "separation.csv").rename(columns={"region": "stratum"})
+        for frame in (melted, separation[["stratum", "metric", "value"]]):
+            frames.append(frame.assign(**keys))
+    return pd.concat(frames, ignore_index=True)
+
+
+def training_facts(results, scenario, model, seed) -> dict:
+    """Epochs, best validation loss and the layered model's diagnostics at the best epoch."""
+    run_dir = Path(results, "models", scenario, model, f"seed{seed}")
+    if not (run_dir / "history.csv").exists():
+        return {}
+    history = pd.read_csv(run_dir / "history.csv")
+    run = json.loads((run_dir / "run.json").read_text())
+    best = history.loc[history["val_loss"].idxmin()]
+    facts = {
+        "epochs": len(history),
+        "best_epoch": run.get("best_epoch"),
+        "val_loss": best["val_loss"],
+    }
+    for column in ("val_kl_bg", "val_fg_pixels"):
+        if column in history:
+            facts[column[4:]] = best[column]
+    return facts
+
+
+def run_table(results, models=None) -> pd.DataFrame:
+    long = long_table(results, models)
+    verdicts = run_verdicts(long)
+    rows = []
+    for (scenario, model, seed), group in verdicts.groupby(
+        ["scenario", "model", "seed"], sort=False
+    ):
+        row = {"scenario": scenario, "model": model, "seed": seed}
+        row |= training_facts(results, scenario, model, seed)
+        for target in TARGETS:
+            value = group.loc[group["target"] == target.label, "value"]
+            row[f"{target.metric} {target.stratum}"] = value.iloc[0] if len(value) else None
+        row["passes"] = group.loc[group["target"] == ALL, "verdict"].iloc[0] == PASS
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def count_table(results, models=None) -> pd.DataFrame:
+    counts = pass_counts(long_table(results, models))
+    counts = counts[counts["target"] == ALL]
+    return pd.DataFrame(
+        {
+            "scenario": counts["scenario"],
+            "model": counts["model"],
+            "runs passing": [
+                format_count(c.k, c.n, c.ci95_low, c.ci95_high, c.not_judged)
+                for c in counts.itertuples()
+            ],
+        }
+    )
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("results")
+    parser.add_argument("--models", help="comma-separated model names (default: all)")
+    args = parser.parse_args(argv)
+    models = args.models.split(",") if args.models else None
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(run_table(args.results, models).round(3).to_string(index=False))
+        print()
+        print(count_table(args.results, models).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
