@@ -190,20 +190,5 @@ def run_tables(name):
     return [f"results/eval/{s}/{m}/seed{seed}/{name}" for s, m, seed in RUNS]
 
 
-def seed_tables(name):
-    """Input function: the table `name` of every seed of the job's scenario and model."""
-
-    def paths(wildcards):
-        return expand(
-            "results/eval/{scenario}/{model}/seed{seed}/{name}",
-            scenario=wildcards.scenario,
-            model=wildcards.model,
-            seed=SEEDS,
-            name=name,
-        )
-
-    return paths
-
-
 def is_dual(model):
     return model in MODELS and config["models"][model]["type"] == "dual"

@@ -40,6 +40,8 @@ rule data_samples_figure:
         ),
     log:
         "results/logs/data_samples_figure/{scenario}.log",
+    benchmark:
+        "results/benchmarks/data_samples_figure/{scenario}.tsv"
     conda:
         "../../envs/plotting.yaml"
     params:
@@ -60,6 +62,8 @@ rule data_layout_figure:
         ),
     log:
         "results/logs/data_layout_figure.log",
+    benchmark:
+        "results/benchmarks/data_layout_figure.tsv"
     conda:
         "../../envs/plotting.yaml"
     params:

@@ -58,6 +58,8 @@ rule decomposition_figure:
         ),
     log:
         "results/logs/decomposition_figure/{scenario}/{model}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/decomposition_figure/{scenario}/{model}/seed{seed}.tsv"
     conda:
         "../../envs/training.yaml"
     threads: 1
@@ -80,6 +82,8 @@ rule training_curves:
         ),
     log:
         "results/logs/training_curves/{scenario}/{model}.log",
+    benchmark:
+        "results/benchmarks/training_curves/{scenario}/{model}.tsv"
     conda:
         "../../envs/plotting.yaml"
     params:
@@ -101,6 +105,8 @@ rule summary_figure:
         ),
     log:
         "results/logs/summary_figure.log",
+    benchmark:
+        "results/benchmarks/summary_figure.tsv"
     conda:
         "../../envs/plotting.yaml"
     params:
@@ -125,6 +131,8 @@ rule separation_figure:
         ),
     log:
         "results/logs/separation_figure.log",
+    benchmark:
+        "results/benchmarks/separation_figure.tsv"
     conda:
         "../../envs/plotting.yaml"
     params:
@@ -148,6 +156,8 @@ rule cells_figure:
         ),
     log:
         "results/logs/cells_figure.log",
+    benchmark:
+        "results/benchmarks/cells_figure.tsv"
     conda:
         "../../envs/plotting.yaml"
     params:
@@ -160,22 +170,34 @@ rule cells_figure:
 
 rule cell_map:
     input:
-        cells=seed_tables("cells.csv"),
+        cells=lambda wc: [
+            f"results/eval/{wc.scenario}/{method}/seed{seed}/cells.csv"
+            for method in METHODS
+            for seed in SEEDS
+        ],
         test=lambda wc: first_replicate_store(wc.scenario, "test"),
     output:
-        figure=report(
-            "results/figures/cell_map_{scenario}_{model}.png",
-            caption="../report/cell_map.rst",
-            category="Per-cell maps",
-            labels={"scenario": "{scenario}", "model": "{model}"},
-        ),
+        [
+            report(
+                f"results/figures/cell_map_{{scenario}}_{method}.png",
+                caption="../report/cell_map.rst",
+                category="Per-cell maps",
+                labels={"scenario": "{scenario}", "model": method},
+            )
+            for method in METHODS
+        ],
     log:
-        "results/logs/cell_map/{scenario}_{model}.log",
+        "results/logs/cell_map/{scenario}.log",
+    benchmark:
+        "results/benchmarks/cell_map/{scenario}.tsv"
     conda:
         "../../envs/plotting.yaml"
     params:
+        methods=METHODS,
+        seeds=SEEDS,
+        dual=[method for method in METHODS if is_dual(method)],
         threshold=config["evaluation"]["threshold"],
-        dual=lambda wc: is_dual(wc.model),
+        split=config["evaluation"]["split"],
         disks=lambda wc: scenario_params(config, wc.scenario)["disks"],
     script:
         "../scripts/plot_cell_map.py"

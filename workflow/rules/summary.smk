@@ -36,6 +36,8 @@ rule summary:
         ),
     log:
         "results/logs/summary.log",
+    benchmark:
+        "results/benchmarks/summary.tsv"
     conda:
         "../../envs/plotting.yaml"
     params:
@@ -59,6 +61,8 @@ rule findings:
         ),
     log:
         "results/logs/findings.log",
+    benchmark:
+        "results/benchmarks/findings.tsv"
     conda:
         "../../envs/plotting.yaml"
     params:
