@@ -130,3 +130,29 @@ def test_pass_count_table_says_k_of_n_and_the_unjudged_runs():
     assert table.loc["layered", "control"] == "0 of 5 [0.00, 0.52], 5 not judged"
     assert table.loc["raw", "x90"] == "0 of 5 [0.00, 0.52]"
     assert table.loc["raw", "control"] == ""
+
+
+def test_schedule_comparison_says_inside_better_or_worse():
+    from fgbg.readme_results import schedule_comparison
+
+    baseline = pd.DataFrame(
+        [
+            ("layered", "inside_bg_on", "auroc", "x90", 0.990, 0.002),
+            ("layered", "inside_bg_on", "fpr", "x90", 0.100, 0.010),
+            ("layered", "active_disks", "leakage", "x90", 0.030, 0.005),
+            ("layered", "inside_bg_off", "auroc", "x90", 0.900, 0.010),  # not checked
+        ],
+        columns=["model", "stratum", "metric", "scenario", "mean", "half_width"],
+    )
+    summary = pd.DataFrame(
+        [
+            ("x90", "layered", "inside_bg_on", "auroc", 0.991, 0.990, 0.992),  # inside
+            ("x90", "layered", "inside_bg_on", "fpr", 0.200, 0.150, 0.250),  # worse
+            ("x90", "layered", "active_disks", "leakage", 0.010, 0.005, 0.015),  # better
+            ("x90", "layered", "inside_bg_off", "auroc", 0.5, 0.4, 0.6),
+        ],
+        columns=["scenario", "model", "stratum", "metric", "mean", "ci95_low", "ci95_high"],
+    )
+    table = schedule_comparison(summary, baseline)
+    assert table["verdict"].tolist() == ["inside", "worse", "better"]
+    assert table["this run"].iloc[1] == "0.200 ± 0.050"

@@ -6,8 +6,9 @@
 Without --write the tables are printed. With it, every block of each page between
 `<!-- generated: NAME [models=A,B] [rows=STRATUM/METRIC,...] -->` and
 `<!-- end generated -->` is replaced by the table NAME (headline, findings, comparisons,
-pass_counts, targets, knowledge, convergence), optionally cut to some models and (stratum,
-metric) rows; the text around the blocks is left as it is.
+pass_counts, targets, knowledge, convergence, epochs, schedule, rule_times,
+training_times), optionally cut to some models and (stratum, metric) rows; the text around
+the blocks is left as it is.
 
 Reads results/summary_wide.csv, results/findings.csv and the per-run rates.csv and
 separation.csv under results/eval/. The comparisons are generated, never typed: each row
@@ -20,12 +21,14 @@ otherwise "not resolved", and "no verdict" for a zero-width interval or a satura
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 from pathlib import Path
 
 import pandas as pd
 
+from fgbg import timing
 from fgbg.findings import Sample, paired
 from fgbg.references import KNOWS
 from fgbg.summary import PASS_STRATUM, format_pass, read_runs
@@ -238,7 +241,79 @@ def convergence(results: Path, last: int = 5) -> pd.DataFrame:
     ).reset_index()
 
 
-def tables(results: Path, pairs=(), target_model: str = "") -> dict[str, pd.DataFrame]:
+# the headline numbers a shorter schedule must keep (higher is better?)
+SCHEDULE_CHECKED = (
+    ("inside_bg_on", "auroc", True),
+    ("inside_bg_on", "tpr", True),
+    ("inside_bg_on", "fpr", False),
+    ("active_disks", "leakage", False),
+    ("outside", "auroc", True),
+)
+
+
+def schedule_comparison(summary: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
+    """This run against a baseline run (benchmarks/baseline/summary_60_epochs.csv: model,
+    stratum, metric, scenario, mean, half_width) on SCHEDULE_CHECKED: "inside" when this
+    run's mean lies in the baseline's 95 % interval, else "better" or "worse"."""
+    keyed = summary.set_index(["scenario", "model", "stratum", "metric"])
+    rows = []
+    for b in baseline.itertuples(index=False):
+        checked = {(s, m): up for s, m, up in SCHEDULE_CHECKED}
+        key = (b.scenario, b.model, b.stratum, b.metric)
+        if (b.stratum, b.metric) not in checked or key not in keyed.index:
+            continue
+        now = keyed.loc[key]
+        low, high = b.mean - b.half_width, b.mean + b.half_width
+        if low - 5e-4 <= now["mean"] <= high + 5e-4:  # the baseline is rounded to 3 digits
+            verdict = "inside"
+        else:
+            verdict = "better" if (now["mean"] > high) == checked[b.stratum, b.metric] else "worse"
+        rows.append(
+            {
+                "model": b.model,
+                "scenario": b.scenario,
+                "stratum": b.stratum,
+                "metric": b.metric,
+                "60 epochs": f"{b.mean:.3f} ± {b.half_width:.3f}",
+                "this run": f"{now['mean']:.3f} ± {(now['ci95_high'] - now['ci95_low']) / 2:.3f}",
+                "verdict": verdict,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def epochs_used(results: Path) -> pd.DataFrame:
+    """Per model, over every scenario and seed: the epochs trained (the stopping rule's
+    choice), how many runs stopped before the bound, and the best validation loss."""
+    rows = []
+    for path in sorted(results.glob("models/*/*/seed*/run.json")):
+        run = json.loads(path.read_text())
+        history = pd.read_csv(path.with_name("history.csv"))
+        rows.append(
+            {
+                "model": path.parts[-3],
+                "epochs": len(history),
+                "bound": run["training"]["epochs"],
+                "early": bool(run.get("stopped_early")),
+                "val_loss": history["val_loss"].min(),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    table = frame.groupby("model", sort=False).agg(
+        runs=("epochs", "size"),
+        epochs_min=("epochs", "min"),
+        epochs_median=("epochs", "median"),
+        epochs_max=("epochs", "max"),
+        bound=("bound", "max"),
+        stopped_early=("early", "sum"),
+        best_val_loss_mean=("val_loss", "mean"),
+    )
+    return table.reset_index().round(1)
+
+
+def tables(
+    results: Path, pairs=(), target_model: str = "", baseline: Path | None = None
+) -> dict[str, pd.DataFrame]:
     """Every generated table of a finished run, by name, in page order."""
     wide = pd.read_csv(results / "summary_wide.csv")
     found = pd.read_csv(results / "findings.csv")
@@ -258,6 +333,12 @@ def tables(results: Path, pairs=(), target_model: str = "") -> dict[str, pd.Data
     out["knowledge"] = knowledge()
     if any(results.glob("models/*/*/seed*/history.csv")):
         out["convergence"] = convergence(results).round(4)
+        out["epochs"] = epochs_used(results)
+    if baseline is not None and summary is not None:
+        out["schedule"] = schedule_comparison(summary, pd.read_csv(baseline))
+    if any(results.glob("benchmarks/*/**/*.tsv")):
+        out["rule_times"] = timing.rule_times(results).round(1)
+        out["training_times"] = timing.training_times(results).round(2)
     return out
 
 
@@ -306,9 +387,12 @@ if __name__ == "__main__":
     )
     parser.add_argument("--targets", default="", help="a model whose targets to check")
     parser.add_argument("--write", nargs="*", default=[], type=Path, help="pages to fill")
+    parser.add_argument(
+        "--baseline", type=Path, help="a baseline run's headline CSV to compare with (schedule)"
+    )
     args = parser.parse_args()
     pairs = [tuple(p.split(":")) for p in args.compare]
-    generated = tables(args.results, pairs, args.targets)
+    generated = tables(args.results, pairs, args.targets, args.baseline)
     if not args.write:
         print("\n\n".join(markdown_table(t) for t in generated.values()))
     for page in args.write:
