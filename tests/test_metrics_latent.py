@@ -59,3 +59,13 @@ def test_background_error():
         (math.log(2) - 0.25 * math.log(0.25) - 0.75 * math.log(0.75)) / 4, abs=1e-5
     )
     assert background_error(np.full((2, 2), 0.5), target)["mae"] == pytest.approx(0.3125)
+
+
+def test_a_spatial_latent_map_is_not_probed():
+    rng = np.random.default_rng(0)
+    disk = rng.integers(0, 2, (100, 1))
+    cell = rng.integers(0, 2, (100, 2))
+    codes = {"z_fg": rng.standard_normal((100, 17)), "z_bg": disk * 1.0}
+    table = latent_table(codes, disk, cell)
+    assert set(table["latent"]) == {"z_bg"}  # 17 > MAX_PROBED_DIMS dimensions: skipped
+    assert len(table) == 3 * (1 + 3)
