@@ -216,8 +216,9 @@ def train(
     model = build_model(model_config, height, width).to(device)
     # fused: one kernel for the whole update; at small batches the per-tensor Adam steps
     # otherwise cost as much as the forward pass
+    groups = model.param_groups() if hasattr(model, "param_groups") else None
     optimiser = torch.optim.Adam(
-        model.parameters(), lr=training_config["learning_rate"], fused=True
+        groups or model.parameters(), lr=training_config["learning_rate"], fused=True
     )
     order_rng = torch.Generator(device).manual_seed(seed)
     noise_rng = torch.Generator(device).manual_seed(seed + 1)
@@ -265,8 +266,8 @@ def train(
     while epoch <= rule.last_epoch():
         tick = time.perf_counter()
         rate = rule.learning_rate(epoch)
-        for group in optimiser.param_groups:
-            group["lr"] = rate
+        for group in optimiser.param_groups:  # a model may scale some groups' rate
+            group["lr"] = rate * group.get("lr_scale", 1.0)
         order = torch.randperm(n, generator=order_rng, device=device)
         sums: dict[str, torch.Tensor] = {}
         for start in range(0, n, batch_size):

@@ -108,6 +108,17 @@ class LayeredVAE(nn.Module):
             if c["bg_decoder"] == "shape":
                 self.bg_decoder[-1].bias[1:].fill_(0.0)
 
+    def param_groups(self) -> list[dict]:
+        """Optimiser groups: the background's learning rate scaled by bg_lr_scale (so that it
+        learns each disk before the foreground can take it)."""
+        background = [*self.bg_encoder.parameters(), *self.bg_decoder.parameters()]
+        ids = {id(p) for p in background}
+        foreground = [p for p in self.parameters() if id(p) not in ids]
+        return [
+            {"params": foreground, "lr_scale": 1.0},
+            {"params": background, "lr_scale": float(self.config["bg_lr_scale"])},
+        ]
+
     def encode(self, x):
         """{"z_fg": (mu, logvar) flattened to (N, d * h * w), "z_bg": (mu, logvar) (N, e)}."""
         mu_bg, logvar_bg = self.bg_encoder(F.avg_pool2d(x, self.config["bg_pool"])).chunk(2, 1)
