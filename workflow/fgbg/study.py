@@ -95,15 +95,22 @@ def count_table(results, models=None) -> pd.DataFrame:
 
 
 def main(argv=None) -> None:
+    from fgbg.readme_results import markdown_table
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results")
     parser.add_argument("--models", help="comma-separated model names (default: all)")
+    parser.add_argument("--markdown", action="store_true", help="markdown tables")
     args = parser.parse_args(argv)
     models = args.models.split(",") if args.models else None
+    runs, counts = run_table(args.results, models).round(3), count_table(args.results, models)
+    if args.markdown:
+        print(markdown_table(runs) + "\n\n" + markdown_table(counts))
+        return
     with pd.option_context("display.width", 250, "display.max_columns", 30):
-        print(run_table(args.results, models).round(3).to_string(index=False))
+        print(runs.to_string(index=False))
         print()
-        print(count_table(args.results, models).to_string(index=False))
+        print(counts.to_string(index=False))
 
 
 if __name__ == "__main__":
