@@ -62,6 +62,18 @@ def training_facts(results, scenario, model, seed) -> dict:
     return facts
 
 
+def history_table(results, models=None) -> pd.DataFrame:
+    """Every trained run's training facts (also runs that were never evaluated): epochs,
+    best validation loss, background KL and expected foreground pixels at the best epoch."""
+    rows = []
+    for run_json in sorted(Path(results).glob("models/*/*/seed*/run.json")):
+        scenario, model, seed = run_json.parts[-4:-1]
+        if models is None or model in models:
+            facts = training_facts(results, scenario, model, seed[4:])
+            rows.append({"scenario": scenario, "model": model, "seed": int(seed[4:]), **facts})
+    return pd.DataFrame(rows)
+
+
 def run_table(results, models=None) -> pd.DataFrame:
     long = long_table(results, models)
     verdicts = run_verdicts(long)
@@ -101,8 +113,14 @@ def main(argv=None) -> None:
     parser.add_argument("results")
     parser.add_argument("--models", help="comma-separated model names (default: all)")
     parser.add_argument("--markdown", action="store_true", help="markdown tables")
+    parser.add_argument(
+        "--histories", action="store_true", help="training facts of every trained run only"
+    )
     args = parser.parse_args(argv)
     models = args.models.split(",") if args.models else None
+    if args.histories:
+        print(markdown_table(history_table(args.results, models).round(2)))
+        return
     runs, counts = run_table(args.results, models).round(3), count_table(args.results, models)
     if args.markdown:
         print(markdown_table(runs) + "\n\n" + markdown_table(counts))
