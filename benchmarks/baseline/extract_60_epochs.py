@@ -22,4 +22,5 @@ for line in readme.splitlines():
     if match:
         model, stratum, metric, *values = match.groups()
         for s, scenario in enumerate(SCENARIOS):
-            out.write(f"{model},{stratum},{metric},{scenario},{values[2 * s]},{values[2 * s + 1]}\n")
+            mean, half = values[2 * s], values[2 * s + 1]
+            out.write(f"{model},{stratum},{metric},{scenario},{mean},{half}\n")
