@@ -1,0 +1,48 @@
+"""fgbg.study: a validation study's per-run verdicts and training diagnostics."""
+
+import json
+
+import pandas as pd
+from fgbg.study import count_table, history_table, run_table
+
+GOOD = {"auroc": 0.999, "tpr": 0.99, "fpr": 0.0}
+
+
+def write_run(results, model, seed, rates, leakage, history=True):
+    run = results / f"eval/x90/{model}/seed{seed}"
+    run.mkdir(parents=True)
+    strata = ["inside_bg_on", "outside", "inside_bg_off"]
+    pd.DataFrame([{"stratum": s, **rates} for s in strata]).to_csv(run / "rates.csv")
+    pd.DataFrame(
+        [("active_disks", "leakage", leakage, 10), ("active_disks", "leakage_ratio", leakage, 10)],
+        columns=["region", "metric", "value", "pixels"],
+    ).to_csv(run / "separation.csv", index=False)
+    (run / "eval.json").write_text("{}")
+    if history:
+        out = results / f"models/x90/{model}/seed{seed}"
+        out.mkdir(parents=True)
+        pd.DataFrame(
+            {"epoch": [1, 2, 3], "val_loss": [3.0, 1.0, 2.0], "val_kl_bg": [0.1, 0.0, 0.2]}
+        ).to_csv(out / "history.csv", index=False)
+        (out / "run.json").write_text(json.dumps({"best_epoch": 2}))
+
+
+def test_runs_pass_only_when_every_target_is_met(tmp_path):
+    write_run(tmp_path, "m", 0, GOOD, 0.01)
+    write_run(tmp_path, "m", 1, GOOD, 0.05)  # leakage above 0.03: fails
+    write_run(tmp_path, "m", 2, {**GOOD, "auroc": 0.99}, 0.01)  # AUROC below 0.995: fails
+    table = run_table(tmp_path)
+    assert table["passes"].tolist() == [True, False, False]
+    assert table["epochs"].tolist() == [3, 3, 3] and table["val_loss"].tolist() == [1.0] * 3
+    assert table["kl_bg"].tolist() == [0.0] * 3  # at the best validation epoch
+    assert count_table(tmp_path)["runs passing"].tolist() == ["1 of 3 [0.01, 0.91]"]
+
+
+def test_histories_list_runs_without_an_evaluation(tmp_path):
+    write_run(tmp_path, "m", 0, GOOD, 0.01)
+    out = tmp_path / "models/x90/other/seed4"
+    out.mkdir(parents=True)
+    pd.DataFrame({"epoch": [1], "val_loss": [5.0]}).to_csv(out / "history.csv", index=False)
+    (out / "run.json").write_text("{}")
+    table = history_table(tmp_path)
+    assert list(zip(table["model"], table["seed"], strict=True)) == [("m", 0), ("other", 4)]
