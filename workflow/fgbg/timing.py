@@ -21,8 +21,10 @@ import pandas as pd
 def rule_times(results) -> pd.DataFrame:
     """One row per rule with benchmark files: jobs, wall_s, cpu_s (sums), mean_wall_s."""
     rows = []
-    for path in sorted(Path(results, "benchmarks").glob("*/**/*.tsv")):
-        rule = path.relative_to(Path(results, "benchmarks")).parts[0]
+    root = Path(results, "benchmarks")
+    for path in sorted(root.rglob("*.tsv")):
+        parts = path.relative_to(root).parts  # {rule}/.../{job}.tsv or {rule}.tsv
+        rule = parts[0] if len(parts) > 1 else path.stem
         bench = pd.read_csv(path, sep="\t")
         rows.append(
             {"rule": rule, "wall_s": bench["s"].iloc[-1], "cpu_s": bench["cpu_time"].iloc[-1]}
@@ -37,7 +39,8 @@ def rule_times(results) -> pd.DataFrame:
 
 def training_times(results) -> pd.DataFrame:
     """One row per model name: runs, epochs trained (min, max), CPU s per job from its
-    benchmark (mean, min, max) and per epoch."""
+    benchmark (mean, min, max) and per epoch, and the wall seconds of the training function
+    itself (run.json; no start-up)."""
     rows = []
     for run_json in sorted(Path(results, "models").glob("*/*/seed*/run.json")):
         scenario, model, seed = run_json.parts[-4:-1]
@@ -45,8 +48,10 @@ def training_times(results) -> pd.DataFrame:
         bench = Path(results, "benchmarks/train", scenario, model, f"{seed}.tsv")
         cpu = pd.read_csv(bench, sep="\t")["cpu_time"].iloc[-1] if bench.exists() else float("nan")
         epochs = run.get("epochs_trained", run["training"]["epochs"])
-        rows.append({"model": model, "epochs": epochs, "cpu_s": cpu})
-    frame = pd.DataFrame(rows, columns=["model", "epochs", "cpu_s"])
+        rows.append(
+            {"model": model, "epochs": epochs, "cpu_s": cpu, "train_s": run["wall_seconds"]}
+        )
+    frame = pd.DataFrame(rows, columns=["model", "epochs", "cpu_s", "train_s"])
     frame["cpu_s_per_epoch"] = frame["cpu_s"] / frame["epochs"]
     return (
         frame.groupby("model", sort=False)
@@ -58,6 +63,7 @@ def training_times(results) -> pd.DataFrame:
             cpu_s_min=("cpu_s", "min"),
             cpu_s_max=("cpu_s", "max"),
             cpu_s_per_epoch=("cpu_s_per_epoch", "mean"),
+            train_wall_s=("train_s", "mean"),
         )
         .reset_index()
     )
