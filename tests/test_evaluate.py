@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 from eval_helpers import Constant, StandIn, clean_split, evaluate_model, stand_in
-from fgbg.evaluate import cell_scores, model_outputs, traverse
+from fgbg.evaluate import cell_scores, model_outputs
+from fgbg.illustrate import traverse_outputs
 
 
 def test_cell_scores_are_means_over_cell_pixels():
@@ -72,9 +73,10 @@ def test_traversal_states_are_one_hot():
             z = torch.cat([latents["z1"], latents["z2"]], dim=1)
             return {"foreground": z[:, None, None, :] * torch.ones(1, 1, 2, 1)}
 
-    labels, images = traverse(
+    labels, outputs = traverse_outputs(
         Echo(np.ones((1, 2, 3))), {"z1": 2, "z2": 1}, amplitude=5, likelihood="gaussian"
     )
+    images = outputs["foreground output"]
     assert labels == [
         "z1[0] = +5",
         "z1[0] = -5",

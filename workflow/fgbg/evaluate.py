@@ -29,11 +29,6 @@ from fgbg.metrics.separation import separation_table
 BACKGROUND_LATENT = "z2"
 
 
-def _mean(output: torch.Tensor, likelihood: str) -> torch.Tensor:
-    """The decoder's mean image from its raw output (logits for Bernoulli)."""
-    return torch.sigmoid(output) if likelihood == "bernoulli" else output
-
-
 def _batches(images: np.ndarray, batch_size: int):
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start : start + batch_size], dtype=np.float32)
@@ -121,32 +116,3 @@ def evaluate(outputs: dict, dataset, threshold: float, novel=None, seed: int = 0
         ),
         "latent": latent,
     }
-
-
-@torch.no_grad()
-def traverse(model, dims: dict[str, int], amplitude=5.0, likelihood="bernoulli", blocks=None):
-    """Foreground means of one-hot latent states (+a, -a on each dimension, the rest 0).
-
-    `dims` {block: size} in the model's block order; `blocks` the blocks to traverse (all by
-    default). Returns (labels, images): labels like ``z1[0] = +5``, images (2 * traversed
-    dims, H, W), ordered dim by dim, + before -.
-    """
-    model.eval()
-    total = sum(dims.values())
-    states, labels = [], []
-    offset = 0
-    for name, size in dims.items():
-        for d in range(size if blocks is None or name in blocks else 0):
-            for sign in (1, -1):
-                state = torch.zeros(total)
-                state[offset + d] = sign * amplitude
-                states.append(state)
-                labels.append(f"{name}[{d}] = {sign * amplitude:+g}")
-        offset += size
-    stacked = torch.stack(states)
-    latents, offset = {}, 0
-    for name, size in dims.items():
-        latents[name] = stacked[:, offset : offset + size]
-        offset += size
-    images = _mean(model.decode(latents)["foreground"], likelihood)[:, 0].numpy()
-    return labels, images
