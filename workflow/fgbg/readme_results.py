@@ -336,7 +336,7 @@ def tables(
         out["epochs"] = epochs_used(results)
     if baseline is not None and summary is not None:
         out["schedule"] = schedule_comparison(summary, pd.read_csv(baseline))
-    if any(results.glob("benchmarks/*/**/*.tsv")):
+    if any(results.glob("benchmarks/**/*.tsv")):
         out["rule_times"] = timing.rule_times(results).round(1)
         out["training_times"] = timing.training_times(results).round(2)
     return out

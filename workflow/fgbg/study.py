@@ -18,29 +18,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from fgbg.readme_results import markdown_table, per_run
 from fgbg.targets import ALL, PASS, TARGETS, format_count, pass_counts, run_verdicts
 
 
-def _runs(results: Path, models=None):
-    for eval_json in sorted(results.glob("eval/*/*/seed*/eval.json")):
-        scenario, model, seed = eval_json.parts[-4:-1]
-        if models is None or model in models:
-            yield scenario, model, seed[4:], eval_json.parent
-
-
 def long_table(results, models=None) -> pd.DataFrame:
-    """Per-run values (scenario, model, seed, stratum, metric, value) as the summary melts
-    them: rates per stratum and separation metrics per region."""
-    frames = []
-    for scenario, model, seed, run in _runs(Path(results), models):
-        keys = {"scenario": scenario, "model": model, "seed": int(seed)}
-        rates = pd.read_csv(run / "rates.csv")
-        metrics = [c for c in ("auroc", "tpr", "fpr") if c in rates]
-        melted = rates.melt(id_vars=["stratum"], value_vars=metrics, var_name="metric")
-        separation = pd.read_csv(run / "separation.csv").rename(columns={"region": "stratum"})
-        for frame in (melted, separation[["stratum", "metric", "value"]]):
-            frames.append(frame.assign(**keys))
-    return pd.concat(frames, ignore_index=True)
+    """Per-run values (scenario, model, seed, stratum, metric, value) of the evaluated runs
+    (fgbg.readme_results.per_run), cut to `models`."""
+    long = per_run(Path(results))
+    return long if models is None else long[long["model"].isin(models)]
 
 
 def training_facts(results, scenario, model, seed) -> dict:
@@ -107,8 +93,6 @@ def count_table(results, models=None) -> pd.DataFrame:
 
 
 def main(argv=None) -> None:
-    from fgbg.readme_results import markdown_table
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results")
     parser.add_argument("--models", help="comma-separated model names (default: all)")
