@@ -129,6 +129,18 @@ BAD_CONFIGS = [
         "5 disagrees with cells.size 6",
     ),
     (
+        "model_training_key_not_per_model",
+        _set(["models", "dual", "training"], {"device": "cpu"}),
+        "models.dual.training.device",
+        "unknown key",
+    ),
+    (
+        "model_training_bad_value",
+        _set(["models", "vae", "training"], {"batch_size": 0}),
+        "models.vae.training.batch_size",
+        "minimum",
+    ),
+    (
         "reference_key_of_another_type",
         _set(["references", "raw", "components"], [8]),
         "references.raw.components",
@@ -368,6 +380,22 @@ def test_a_key_of_another_type_is_named():
     config["models"] = {"l": {"type": "layered", "z1_dim": 3}}
     with pytest.raises(ConfigError, match=r"^config error: models\.l\.z1_dim: not a key of type"):
         load_config(config)
+
+
+def test_a_models_training_keys_win_for_its_jobs_only():
+    from fgbg.config import model_training
+
+    config = copy.deepcopy(DEFAULT)
+    config["training"]["batch_size"] = 32
+    config["models"] = {"a": {"type": "dual", "training": {"patience": 7}}, "b": {"type": "vae"}}
+    resolved = load_config(config)
+    model_a, training_a = model_training(resolved, "a")
+    model_b, training_b = model_training(resolved, "b")
+    assert "training" not in model_a and model_a["type"] == "dual"
+    assert (
+        training_a["patience"] == 7 and training_b["patience"] == resolved["training"]["patience"]
+    )
+    assert training_a["batch_size"] == training_b["batch_size"] == 32
 
 
 def test_cell_size_follows_the_data():

@@ -34,6 +34,16 @@ def _logit(p):
     return torch.log(p / (1 - p))
 
 
+def test_background_upsampling_is_bilinear_interpolation():
+    model = build_model({"type": "layered", "bg_grid": 10}, 60, 48)
+    coarse = torch.randn(3, 1, 10, 10)
+    expected = torch.nn.functional.interpolate(
+        coarse, size=(60, 48), mode="bilinear", align_corners=False
+    )
+    torch.testing.assert_close(model.upsample(coarse), expected)
+    assert not any("upsample" in key for key in model.state_dict())  # not saved with weights
+
+
 def test_noisy_or_likelihood_by_hand():
     f = torch.tensor([0.2, 0.9, 0.0001, 0.5])
     b = torch.tensor([0.5, 0.3, 0.0001, 0.84])

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from fgbg.layers import PatchConv2d, PatchConvTranspose2d
+import torch.nn.functional as F
+from fgbg.layers import PatchConv2d, PatchConvTranspose2d, soft_opening
 from fgbg.losses import gaussian_entropy, gaussian_kl, prior_cross_entropy
 from fgbg.models import build_model
 from fgbg.training import train
@@ -87,6 +88,24 @@ def test_patch_conv_transpose_equals_conv_transpose2d():
     (grad_patch,) = torch.autograd.grad(patch(x).pow(2).sum(), x)
     (grad_conv,) = torch.autograd.grad(conv(x).pow(2).sum(), x)
     torch.testing.assert_close(grad_patch, grad_conv, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("k", [3, 6])
+def test_soft_opening_equals_the_pooling_form(k):
+    """The shifted-view opening is the average-then-max pooling it replaces: exactly on
+    binary images (window sums of 0/1 are exact), to rounding on continuous ones."""
+    generator = torch.Generator().manual_seed(0)
+    binary = (torch.rand(4, 1, 30, 24, generator=generator) < 0.7).float()
+    binary[:, :, 5 : 5 + k, 8 : 8 + k] = 1  # at least one hole-free window
+
+    def pooled(x, sharpness):
+        full = torch.relu(1 - sharpness * (1 - F.avg_pool2d(x, k, stride=1)))
+        return F.max_pool2d(F.pad(full, (k - 1,) * 4), k, stride=1)
+
+    assert torch.equal(soft_opening(binary, k), pooled(binary, 72.0))
+    assert soft_opening(binary, k).sum() >= k * k
+    continuous = torch.rand(4, 1, 30, 24, generator=generator)
+    torch.testing.assert_close(soft_opening(continuous, k, 2.0), pooled(continuous, 2.0))
 
 
 def test_patch_layers_initialise_like_torch():

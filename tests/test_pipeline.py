@@ -33,6 +33,7 @@ def workdir(tmp_path_factory):
     config["data"].update(n_train=64, n_val=32, n_test=32, chunk_size=32)
     config["seeds"] = list(SEEDS)
     config["training"].update(epochs=1, batch_size=16, device="cpu")
+    config["models"]["vae"]["training"] = {"batch_size": 8}  # a family's own pace
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(workdir, "--cores", "2")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
@@ -62,6 +63,18 @@ def test_per_run_tables(workdir):
         assert row["fp"] == (pred & ~on & outside).sum()
         latent = pd.read_csv(run / "latent.csv", dtype={"dim": str})
         assert ("background" in set(latent["latent"])) == (model == "dual")
+
+
+@pytest.mark.slow
+def test_a_models_own_training_settings_reach_only_its_jobs(workdir):
+    import json
+
+    for model, seed in runs():
+        run = json.loads(
+            (workdir / f"results/models/{SCENARIO}/{model}/seed{seed}/run.json").read_text()
+        )
+        assert run["training"]["batch_size"] == (8 if model == "vae" else 16)
+        assert run["training"]["epochs"] == 1 and "training" not in run["model"]
 
 
 def pandas_rates(cells: pd.DataFrame) -> pd.DataFrame:

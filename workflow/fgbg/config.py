@@ -67,6 +67,14 @@ def schema_defaults(section: str, kind: str | None = None) -> dict:
     }
 
 
+def model_training(config: dict, name: str) -> tuple[dict, dict]:
+    """(model config without its `training` key, the training settings its jobs use: the
+    training block with the model's own `training` keys over it)."""
+    model = dict(config["models"][name])
+    overrides = model.pop("training", None) or {}
+    return model, {**config["training"], **overrides}
+
+
 def _only_type_keys(config: dict, given: dict, section: str = "models") -> None:
     """Keep in each model (or reference) only the keys of its type (`x-types` in the
     schema), so that a default of one family never changes another family's parameters (and

@@ -59,11 +59,25 @@ class PatchConvTranspose2d(nn.Module):
         return out.reshape(n, out_channels, h * k, w * k)
 
 
+def _sliding(x: torch.Tensor, k: int, op, dim: int) -> torch.Tensor:
+    """`op` (add, maximum) over every run of k neighbours along `dim` (length L -> L - k + 1):
+    k - 1 elementwise ops on shifted views, several times faster on a CPU than stride-1
+    pooling kernels, and exact for maxima and for sums of 0/1 pixels."""
+    n = x.shape[dim] - k + 1
+    out = x.narrow(dim, 0, n)
+    for i in range(1, k):
+        out = op(out, x.narrow(dim, i, n))
+    return out
+
+
 def soft_opening(x: torch.Tensor, k: int, sharpness: float = 72.0) -> torch.Tensor:
     """The morphological opening of (N, 1, H, W) images by a k x k square, soft: a window
     scores relu(1 - sharpness (1 - its mean)) (at 72, one off pixel in a 6 x 6 window gives
     0), and a pixel takes the best window covering it. Marks every pixel covered by a hole-free
     k x k window: a cell, but hardly ever a noisy background (0.84^36 = 0.002 for a 6 x 6
-    window of a disk). Parameter-free: one average and one max pooling."""
-    full = torch.relu(1 - sharpness * (1 - F.avg_pool2d(x, k, stride=1)))
-    return F.max_pool2d(F.pad(full, (k - 1,) * 4), k, stride=1)
+    window of a disk). Parameter-free: a k x k window sum, then a k x k window maximum, each
+    as two separable passes."""
+    sums = _sliding(_sliding(x, k, torch.add, 2), k, torch.add, 3)
+    full = torch.relu(1 - sharpness * (1 - sums / (k * k)))
+    full = F.pad(full, (k - 1,) * 4)
+    return _sliding(_sliding(full, k, torch.maximum, 2), k, torch.maximum, 3)

@@ -2,12 +2,18 @@
 (`evaluation: {split: val}`) with several seeds and one model entry per setting.
 
     python -m fgbg.study RESULTS [--models a,b] [--markdown]
+    python -m fgbg.study RESULTS --replay 3:0.01,5:0.005 [--models a,b]
 
 One row per (scenario, model, seed): the epochs trained, the best validation loss, the
 background KL at the best epoch (for layered models: near 0 means a collapsed background),
 the expected foreground pixels on validation images, the targets' metrics (fgbg.targets) and
 whether the run meets every target; then per (scenario, model) the runs passing, k of n.
 Every choice of a default is read from such a table, never from the test split.
+
+`--replay` reads the runs trained on the fixed schedule (`patience: 0`) and replays stopping
+rules (patience:min_improvement) over their validation losses: where each rule would have
+started the decay, and how far the best validation loss up to there lies above the fixed
+schedule's best (the decay's own gain left out, so the gap is an upper bound).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import pandas as pd
 
 from fgbg.readme_results import markdown_table, per_run
 from fgbg.targets import ALL, PASS, TARGETS, format_count, pass_counts, run_verdicts
+from fgbg.training import StoppingRule
 
 
 def long_table(results, models=None) -> pd.DataFrame:
@@ -58,6 +65,50 @@ def history_table(results, models=None) -> pd.DataFrame:
             facts = training_facts(results, scenario, model, seed[4:])
             rows.append({"scenario": scenario, "model": model, "seed": int(seed[4:]), **facts})
     return pd.DataFrame(rows)
+
+
+def replay_rules(results, rules, models=None) -> pd.DataFrame:
+    """Per (model, rule) over the fixed-schedule runs: the epoch the rule's decay would end
+    (its cost), and the gap between the best validation loss up to the decay's start and
+    the fixed schedule's best, in % (mean and worst run)."""
+    rows = []
+    for run_json in sorted(Path(results).glob("models/*/*/seed*/run.json")):
+        run = json.loads(run_json.read_text())
+        model = run_json.parts[-3]
+        if run["training"].get("patience") or (models is not None and model not in models):
+            continue
+        losses = pd.read_csv(run_json.with_name("history.csv"))["val_loss"].tolist()
+        for patience, min_improvement in rules:
+            config = {**run["training"], "patience": patience, "min_improvement": min_improvement}
+            rule = StoppingRule(config)
+            for epoch, loss in enumerate(losses, start=1):
+                rule.update(epoch, loss)
+                if rule.decay_start is not None:
+                    break
+            reached = min(losses[: rule.decay_start or len(losses)])
+            rows.append(
+                {
+                    "model": model,
+                    "rule": f"patience {patience}, {min_improvement:g}",
+                    "epochs": min(rule.last_epoch(), len(losses)),
+                    "gap_pct": 100 * (reached - min(losses)) / abs(min(losses)),
+                }
+            )
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    return (
+        frame.groupby(["model", "rule"], sort=False)
+        .agg(
+            runs=("epochs", "size"),
+            epochs_median=("epochs", "median"),
+            epochs_max=("epochs", "max"),
+            gap_pct_mean=("gap_pct", "mean"),
+            gap_pct_max=("gap_pct", "max"),
+        )
+        .reset_index()
+        .round(2)
+    )
 
 
 def run_table(results, models=None) -> pd.DataFrame:
@@ -100,8 +151,15 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--histories", action="store_true", help="training facts of every trained run only"
     )
+    parser.add_argument(
+        "--replay", help="stopping rules to replay on fixed-schedule runs: PATIENCE:MIN,..."
+    )
     args = parser.parse_args(argv)
     models = args.models.split(",") if args.models else None
+    if args.replay:
+        rules = [(int(p), float(m)) for p, m in (r.split(":") for r in args.replay.split(","))]
+        print(markdown_table(replay_rules(args.results, rules, models)))
+        return
     if args.histories:
         print(markdown_table(history_table(args.results, models).round(2)))
         return

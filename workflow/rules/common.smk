@@ -6,6 +6,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from fgbg.config import (
     ConfigError,
     load_config,
+    model_training,
     read_config_file,
     scenario_params,
     typed,

@@ -16,8 +16,8 @@ rule train:
     resources:
         gpu=train_gpus,
     params:
-        model=lambda wc: config["models"][wc.model],
-        training=config["training"],
+        model=lambda wc: model_training(config, wc.model)[0],
+        training=lambda wc: model_training(config, wc.model)[1],
         seed=lambda wc: int(wc.seed),
     script:
         "../scripts/train.py"

@@ -67,6 +67,13 @@ def noisy_or_log_likelihood(f_logits, b_logits, x, f_grad_floor: float = 0.0):
     return (x * log_p - (1 - x) * a).flatten(1).sum(dim=1)
 
 
+def _linear_upsampling(size_in: int, size_out: int) -> torch.Tensor:
+    """(size_out, size_in): the weights of 1-D linear interpolation (align_corners False)."""
+    eye = torch.eye(size_in).view(size_in, 1, size_in)
+    weights = F.interpolate(eye, size=size_out, mode="linear", align_corners=False)
+    return weights.view(size_in, size_out).t().contiguous()
+
+
 class LayeredVAE(nn.Module):
     def __init__(self, config: dict, height: int, width: int):
         super().__init__()
@@ -102,6 +109,9 @@ class LayeredVAE(nn.Module):
             nn.Linear(e, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
             nn.Linear(hidden, out),
         )  # fmt: skip
+        if c["bg_decoder"] != "full":  # bilinear upsampling of the coarse map as A_h m A_w^T
+            self.register_buffer("upsample_rows", _linear_upsampling(c["bg_grid"], height), False)
+            self.register_buffer("upsample_cols", _linear_upsampling(c["bg_grid"], width), False)
         with torch.no_grad():  # both layers start nearly empty, the foreground less so
             self.fg_decoder[-1].bias.fill_(c["fg_init_bias"])
             self.bg_decoder[-1].bias.fill_(-4.0)
@@ -134,15 +144,18 @@ class LayeredVAE(nn.Module):
         b = self.bg_decoder(z_bg)
         if c["bg_decoder"] == "full":
             return b.view(-1, 1, self.height, self.width)
-        g, size = c["bg_grid"], (self.height, self.width)
+        g = c["bg_grid"]
         if c["bg_decoder"] == "coarse":
-            return F.interpolate(
-                b.view(-1, 1, g, g), size=size, mode="bilinear", align_corners=False
-            )
-        level, mask = b[:, :1].view(-1, 1, 1, 1), b[:, 1:].view(-1, 1, g, g)
-        mask = F.interpolate(mask, size=size, mode="bilinear", align_corners=False)
+            return self.upsample(b.view(-1, 1, g, g))
+        level, mask = b[:, :1].view(-1, 1, 1, 1), self.upsample(b[:, 1:].view(-1, 1, g, g))
         log_b = F.logsigmoid(level) + F.logsigmoid(c["bg_sharpness"] * mask)  # log b < 0
         return log_b - torch.log(-torch.expm1(log_b.clamp_max(-1e-6)))  # logit of b
+
+    def upsample(self, coarse):
+        """(N, 1, g, g) -> (N, 1, H, W), bilinear (F.interpolate's weights, align_corners
+        False) as two small matrix products: on a CPU a third of the interpolation kernels'
+        cost, forward and backward."""
+        return self.upsample_rows @ coarse @ self.upsample_cols.t()
 
     def decode(self, latents):
         """{"foreground": f logits, "background": b logits} (N, 1, H, W) each."""
