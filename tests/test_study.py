@@ -3,7 +3,7 @@
 import json
 
 import pandas as pd
-from fgbg.study import count_table, history_table, run_table
+from fgbg.study import count_table, history_table, replay_rules, run_table
 
 GOOD = {"auroc": 0.999, "tpr": 0.99, "fpr": 0.0}
 
@@ -46,3 +46,25 @@ def test_histories_list_runs_without_an_evaluation(tmp_path):
     (out / "run.json").write_text("{}")
     table = history_table(tmp_path)
     assert list(zip(table["model"], table["seed"], strict=True)) == [("m", 0), ("other", 4)]
+
+
+def write_fixed_schedule_run(results, model, seed, losses, patience=0):
+    out = results / f"models/x90/{model}/seed{seed}"
+    out.mkdir(parents=True)
+    epochs = list(range(1, len(losses) + 1))
+    pd.DataFrame({"epoch": epochs, "val_loss": losses}).to_csv(out / "history.csv", index=False)
+    training = {"epochs": len(losses), "patience": patience, "min_improvement": 0.01}
+    (out / "run.json").write_text(json.dumps({"training": {**training, "lr_decay_epochs": 3}}))
+
+
+def test_replayed_rules_stop_in_a_plateau_and_show_the_gap(tmp_path):
+    """A curve with a plateau (epochs 3-7) before a second drop: a short patience stops in
+    the plateau, 10 % above the fixed schedule's best; a long one reaches the drop."""
+    losses = [200.0, 120.0, 110.0, 110.0, 110.0, 110.0, 110.0, 100.0, 100.0, 100.0]
+    write_fixed_schedule_run(tmp_path, "m", 0, losses)
+    write_fixed_schedule_run(tmp_path, "ruled", 0, losses, patience=3)  # not a fixed run
+    table = replay_rules(tmp_path, [(3, 0.01), (6, 0.01)]).set_index("rule")
+    assert table["runs"].tolist() == [1, 1]  # the run trained under a rule is left out
+    short, long = table.loc["patience 3, 0.01"], table.loc["patience 6, 0.01"]
+    assert short["epochs_max"] == 9 and short["gap_pct_max"] == 10.0  # decay in epochs 7-9
+    assert long["epochs_max"] == 10 and long["gap_pct_max"] == 0.0
