@@ -156,3 +156,24 @@ def test_schedule_comparison_says_inside_better_or_worse():
     table = schedule_comparison(summary, baseline)
     assert table["verdict"].tolist() == ["inside", "worse", "better"]
     assert table["this run"].iloc[1] == "0.200 ± 0.050"
+
+
+def test_training_summary_counts_each_models_verdicts():
+    from fgbg.readme_results import training_summary
+
+    epochs = pd.DataFrame(
+        {
+            "model": ["dual", "layered"],
+            "epochs_min": [60, 17],
+            "epochs_median": [60.0, 22.0],
+            "epochs_max": [60, 25],
+            "best_val_loss_mean": [449.1, 284.0],
+        }
+    )
+    schedule = pd.DataFrame(
+        {"model": ["dual", "dual", "layered", "layered"], "verdict": ["inside"] * 3 + ["worse"]}
+    )
+    table = training_summary(epochs, schedule).set_index("model")
+    assert table.loc["dual", "headline rows against 60 epochs"] == "2 inside"
+    assert table.loc["layered", "headline rows against 60 epochs"] == "1 inside, 1 worse"
+    assert table.loc["layered", "epochs"] == "22 (17-25)"

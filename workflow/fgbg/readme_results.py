@@ -311,6 +311,26 @@ def epochs_used(results: Path) -> pd.DataFrame:
     return table.reset_index().round(1)
 
 
+def training_summary(epochs: pd.DataFrame, schedule: pd.DataFrame) -> pd.DataFrame:
+    """Per model: the epochs it trained (median and range), its mean best validation loss,
+    and how its headline rows compare with the fixed 60-epoch run (`schedule_comparison`)."""
+    counts = schedule.groupby("model")["verdict"].value_counts().unstack(fill_value=0)
+    rows = []
+    for row in epochs.itertuples():
+        mine = counts.loc[row.model] if row.model in counts.index else {}
+        rows.append(
+            {
+                "model": row.model,
+                "epochs": f"{row.epochs_median:.0f} ({row.epochs_min}-{row.epochs_max})",
+                "best validation loss": row.best_val_loss_mean,
+                "headline rows against 60 epochs": ", ".join(
+                    f"{mine[v]} {v}" for v in ("inside", "better", "worse") if mine.get(v, 0)
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def tables(
     results: Path, pairs=(), target_model: str = "", baseline: Path | None = None
 ) -> dict[str, pd.DataFrame]:
@@ -336,6 +356,8 @@ def tables(
         out["epochs"] = epochs_used(results)
     if baseline is not None and summary is not None:
         out["schedule"] = schedule_comparison(summary, pd.read_csv(baseline))
+        if "epochs" in out:
+            out["training"] = training_summary(out["epochs"], out["schedule"])
     if any(results.glob("benchmarks/**/*.tsv")):
         out["rule_times"] = timing.rule_times(results).round(1)
         out["training_times"] = timing.training_times(results).round(2)
