@@ -4,6 +4,7 @@ that learns, and the evaluation's read-out (f alone)."""
 import math
 
 import numpy as np
+import pytest
 import torch
 from fgbg.models import build_model, resolve_config
 from fgbg.models.layered import noisy_or_log_likelihood
@@ -42,6 +43,20 @@ def test_background_upsampling_is_bilinear_interpolation():
     )
     torch.testing.assert_close(model.upsample(coarse), expected)
     assert not any("upsample" in key for key in model.state_dict())  # not saved with weights
+
+
+def test_foreground_kl_weight_rises_to_its_final_value():
+    model = build_model(
+        {"type": "layered", "fg_kl_weight": 0.1, "fg_kl_weight_final": 1.0,
+         "fg_kl_ramp_start": 2, "fg_kl_ramp_epochs": 3},
+        60, 60,
+    )  # fmt: skip
+    weights = [model.fg_kl_weight(epoch) for epoch in range(1, 8)]
+    assert weights == pytest.approx([0.1, 0.1, 0.4, 0.7, 1.0, 1.0, 1.0])
+    assert model.fg_kl_weight(None) == 1.0 and model.warmup_epochs() == 5
+    constant = build_model({"type": "layered"}, 60, 60)
+    assert constant.fg_kl_weight(3) == constant.fg_kl_weight(None) == 0.1
+    assert constant.warmup_epochs() == 0
 
 
 def test_noisy_or_likelihood_by_hand():

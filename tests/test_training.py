@@ -239,6 +239,18 @@ def test_stopping_rule_fires_after_patience_epochs_without_a_relative_improvemen
     assert replayed.decay_start == 5 and replayed.best_epoch == 4
 
 
+def test_stopping_rule_does_not_count_a_models_warmup_epochs():
+    rising = [100, 101, 102, 103, 104, 103, 102, 101, 101, 101]  # a loss weight rising to 5
+    config = {"learning_rate": 1e-3, "epochs": 30, "lr_decay_epochs": 3, "patience": 3,
+              "min_improvement": 0.01}  # fmt: skip
+    without, warm = StoppingRule(config), StoppingRule(config, warmup=5)
+    for epoch, loss in enumerate(rising, start=1):
+        without.update(epoch, loss)
+        warm.update(epoch, loss)
+    assert without.decay_start == 5  # fired inside the rise
+    assert warm.decay_start == 11  # counted from epoch 6 (7 improves on 5 by > 1 %)
+
+
 def test_stopping_rule_off_is_the_fixed_schedule_and_negative_losses_work():
     fixed = rule_for([100] * 20, patience=0)
     assert fixed.decay_start is None and fixed.last_epoch() == 30

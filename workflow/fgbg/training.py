@@ -58,12 +58,16 @@ class StoppingRule:
     the epoch with the lowest validation loss. `patience` 0 (or no validation split) is the
     fixed schedule: `epochs` epochs, the last `lr_decay_epochs` decaying.
 
+    The first `warmup` epochs (a model's own schedule, e.g. a loss weight still rising) do
+    not count towards the patience.
+
     The state is a function of the history alone, so a resumed run replays it.
     """
 
-    def __init__(self, training_config: dict, history: list[dict] = ()):
+    def __init__(self, training_config: dict, history: list[dict] = (), warmup: int = 0):
         self.config = training_config
         self.patience = training_config["patience"]
+        self.warmup = warmup
         self.best = self.best_epoch = self.decay_start = None
         self.best_improving = math.inf
         self.since_improvement = 0
@@ -79,8 +83,10 @@ class StoppingRule:
         if is_best:
             self.best, self.best_epoch = val_loss, epoch
         reference = self.best_improving
-        if reference == math.inf or val_loss < reference - self.config["min_improvement"] * abs(
-            reference
+        if (
+            epoch <= self.warmup
+            or reference == math.inf
+            or val_loss < reference - self.config["min_improvement"] * abs(reference)
         ):
             self.best_improving, self.since_improvement = val_loss, 0
         else:
@@ -246,7 +252,9 @@ def train(
     val_x = _to_device(val_images, device) if val_images is not None else None
     n = len(train_x)
     rule = StoppingRule(
-        training_config if val_x is not None else {**training_config, "patience": 0}, history
+        training_config if val_x is not None else {**training_config, "patience": 0},
+        history,
+        warmup=model.warmup_epochs() if hasattr(model, "warmup_epochs") else 0,
     )
     log.info(
         "training %s on %d images of %d x %d, at most %d epochs (patience %d), batch %d, "

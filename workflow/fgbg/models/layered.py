@@ -175,6 +175,26 @@ class LayeredVAE(nn.Module):
         """f alone: what the evaluation scores (no latent to switch off)."""
         return self.layers(x)[0]
 
+    def warmup_epochs(self) -> int:
+        """Epochs of this model's own schedule (the background-first epochs, the KL weight's
+        rise), which the stopping rule does not count."""
+        c = self.config
+        ramp = c["fg_kl_ramp_start"] + c["fg_kl_ramp_epochs"]
+        return max(c["bg_warmup_epochs"], ramp if c.get("fg_kl_weight_final") is not None else 0)
+
+    def fg_kl_weight(self, epoch: int | None) -> float:
+        """The foreground's KL weight in `epoch`: fg_kl_weight, or with fg_kl_weight_final a
+        linear rise to it over fg_kl_ramp_epochs after fg_kl_ramp_start; outside training
+        (epoch None: the validation loss) the final weight."""
+        c = self.config
+        start, final = c["fg_kl_weight"], c.get("fg_kl_weight_final")
+        if final is None:
+            return start
+        if epoch is None:
+            return final
+        progress = (epoch - c["fg_kl_ramp_start"]) / c["fg_kl_ramp_epochs"]
+        return start + (final - start) * min(max(progress, 0.0), 1.0)
+
     def loss_terms(self, x, generator=None, epoch=None):
         c = self.config
         posteriors = self.encode(x)
@@ -188,13 +208,14 @@ class LayeredVAE(nn.Module):
         if epoch is not None and epoch <= c["bg_warmup_epochs"]:  # background first
             f_logits = torch.full_like(f_logits, -30.0)
         ll = noisy_or_log_likelihood(f_logits, out["background"], x, c["fg_grad_floor"]).mean()
+        fg_kl_weight = self.fg_kl_weight(epoch)
         kl_fg = gaussian_kl(*posteriors["z_fg"]).mean()
         mu_bg, logvar_bg = posteriors["z_bg"]
         kl_bg_dims = (0.5 * (mu_bg.pow(2) + logvar_bg.exp() - 1 - logvar_bg)).mean(0)
         fg_pixels = torch.sigmoid(f_logits).flatten(1).sum(1).mean()
         loss = (
             -ll
-            + c["fg_kl_weight"] * kl_fg
+            + fg_kl_weight * kl_fg
             + kl_bg_dims.clamp_min(c["bg_free_bits"]).sum()  # free bits per dimension
             + c["fg_pixel_penalty"] * fg_pixels
         )
