@@ -398,6 +398,19 @@ def test_a_models_training_keys_win_for_its_jobs_only():
     assert training_a["batch_size"] == training_b["batch_size"] == 32
 
 
+def test_a_restart_trains_another_initialisation_on_the_same_seeds_data():
+    from fgbg.config import training_seed
+
+    config = copy.deepcopy(DEFAULT)
+    config["models"] = {
+        "a": {"type": "layered"},
+        "b": {"type": "layered", "training": {"restart": 2}},
+    }
+    resolved = load_config(config)
+    assert training_seed(resolved, "a", 14) == 14
+    assert training_seed(resolved, "b", 14) == 2014
+
+
 def test_cell_size_follows_the_data():
     """cells.size 4: every model's fg_kernel and the cell-sized references' cell_size become 4
     (the training jobs' params carry it) and the models build and run with a 4 x 4 kernel."""

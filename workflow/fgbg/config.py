@@ -67,6 +67,15 @@ def schema_defaults(section: str, kind: str | None = None) -> dict:
     }
 
 
+RESTART_SEED_STEP = 1000  # restart k of seed s trains with seed s + 1000 k
+
+
+def training_seed(config: dict, name: str, seed: int) -> int:
+    """The seed a model's training job uses for seed `seed`'s data: `seed`, or for a model
+    with `training.restart` k another initialisation, seed + 1000 k."""
+    return seed + RESTART_SEED_STEP * model_training(config, name)[1].get("restart", 0)
+
+
 def model_training(config: dict, name: str) -> tuple[dict, dict]:
     """(model config without its `training` key, the training settings its jobs use: the
     training block with the model's own `training` keys over it)."""

@@ -7,6 +7,7 @@ from fgbg.config import (
     ConfigError,
     load_config,
     model_training,
+    training_seed,
     read_config_file,
     scenario_params,
     typed,

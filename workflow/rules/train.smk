@@ -18,6 +18,6 @@ rule train:
     params:
         model=lambda wc: model_training(config, wc.model)[0],
         training=lambda wc: model_training(config, wc.model)[1],
-        seed=lambda wc: int(wc.seed),
+        seed=lambda wc: training_seed(config, wc.model, int(wc.seed)),
     script:
         "../scripts/train.py"
