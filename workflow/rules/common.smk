@@ -7,9 +7,9 @@ from fgbg.config import (
     ConfigError,
     load_config,
     model_training,
-    training_seed,
     read_config_file,
     scenario_params,
+    training_seed,
     typed,
 )
 from fgbg.generate import data_seed

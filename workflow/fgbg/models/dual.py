@@ -34,7 +34,7 @@ CE_k = E_q[-log N(z_k; 0, I)] (cross-entropy to the prior) and H_k the entropy o
   not the biases, of both decoders; not the interaction layer) as the term `decoder_l2`.
 
 `thesis_code` in config.yaml (commented out) sets prior_on: interaction, decoder_l2: 0.01,
-background_entropy_weight: 1 (its 20 epochs of batch 5 are training settings).
+background_entropy_weight: 1, and its 20 epochs of batch 5 as the entry's `training` keys.
 
 Every model has `encode(x) -> {name: (mu, logvar)}` (ordered: concatenating the blocks in
 key order gives all latent dimensions), `decode(latents) -> {"foreground": ..., ...}`,
