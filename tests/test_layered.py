@@ -115,3 +115,36 @@ def test_a_tiny_run_learns_and_loads(tmp_path):
     f, b = model.layers(x)
     torch.testing.assert_close(model.foreground_layer(x), f)
     assert f.shape == b.shape == (4, 1, 12, 12)
+
+
+def test_position_map_tells_places_apart():
+    plain = build_model({**LAYERED, "bg_grid": 4}, 24, 24)
+    placed = build_model({**LAYERED, "bg_grid": 4, "fg_position": True}, 24, 24)
+    placed.load_state_dict(plain.state_dict(), strict=False)  # same weights, position maps 0
+    z = {"z_fg": torch.zeros(1, 2 * 16), "z_bg": torch.zeros(1, 4)}
+    torch.testing.assert_close(placed.decode(z)["foreground"], plain.decode(z)["foreground"])
+    # a constant latent map paints the same patch everywhere; the position map breaks that,
+    # and only within its reach (patch_context 3: the neighbouring patches)
+    before = placed.decode(z)["foreground"][0, 0]
+    with torch.no_grad():
+        placed.fg_decoder_position[0, :, 0, 0] = 3.0
+    changed = (placed.decode(z)["foreground"][0, 0] - before).abs() > 1e-6
+    assert changed[:6, :6].all() and changed[:12, :12].any() and not changed[12:, :].any()
+    assert not changed[:, 12:].any()
+
+
+def test_a_blind_foreground_encoder_sees_the_opening_only():
+    with pytest.raises(ValueError, match="fg_blind_epochs needs fg_opening"):
+        build_model({**LAYERED, "fg_blind_epochs": 2, "fg_opening": False}, 12, 12)
+    model = build_model({**LAYERED, "fg_kernel": 3, "bg_pool": 3, "bg_grid": 4,
+                         "fg_blind_epochs": 2}, 12, 12)  # fmt: skip
+    assert (model.fg_encoder[0].weight[:, 0] == 0).all() and model.warmup_epochs() == 2
+    with torch.no_grad():  # as if trained: the image's weights are no longer 0
+        model.fg_encoder[0].weight[:, 0].normal_()
+    empty = torch.zeros(1, 1, 12, 12)
+    speckled = empty.clone()
+    speckled[0, 0, ::2, ::2] = 1  # no hole-free 3 x 3 window: its opening is 0, as is empty's
+    for epoch, same in [(1, True), (2, True), (3, False), (None, False)]:
+        mu_empty = model.encode(empty, epoch)["z_fg"][0]
+        mu_speckled = model.encode(speckled, epoch)["z_fg"][0]
+        assert torch.equal(mu_empty, mu_speckled) == same, epoch

@@ -3,6 +3,7 @@
 
     python -m fgbg.study RESULTS [--models a,b] [--markdown]
     python -m fgbg.study RESULTS --replay 3:0.01,5:0.005 [--models a,b]
+    python -m fgbg.study RESULTS --moved [--models a,b]
 
 One row per (scenario, model, seed): the epochs trained, the best validation loss, the
 background KL at the best epoch (for layered models: near 0 means a collapsed background),
@@ -14,6 +15,9 @@ Every choice of a default is read from such a table, never from the test split.
 rules (patience:min_improvement) over their validation losses: where each rule would have
 started the decay, and how far the best validation loss up to there lies above the fixed
 schedule's best (the decay's own gain left out, so the gap is an upper bound).
+
+`--moved` asks, of every layered run whose foreground draws a disk, whether the objective or
+the optimisation is at fault (`moved_disk`): the loss with the disk moved into the background.
 """
 
 from __future__ import annotations
@@ -143,6 +147,61 @@ def count_table(results, models=None) -> pd.DataFrame:
     )
 
 
+def moved_disk(model, images, on, region) -> dict:
+    """The layered objective on the images where a disk is on (`on`, (N,) bool), as trained
+    and with the disk moved into the background: f off and b at the disk's observed on-rate
+    over `region`, the disk's pixels that no cell covers (H, W). A diagnostic that uses the
+    labels. Posterior means; f's KL is kept, so the moved loss is an upper bound. A moved
+    loss below the trained one says the objective prefers the disk in the background and the
+    optimisation left it in f."""
+    import torch
+
+    x = torch.as_tensor(images[on], dtype=torch.float32).unsqueeze(1)
+    mask = torch.as_tensor(region, dtype=torch.bool).expand_as(x)
+    rate = x[mask].mean().clamp(1e-3, 1 - 1e-3)
+    with torch.no_grad():
+        posteriors = model.encode(x)
+        out = model.decode({name: mu for name, (mu, _logvar) in posteriors.items()})
+        f_logits, b_logits = out["foreground"], out["background"]
+        trained = model.objective(x, f_logits, b_logits, posteriors)["loss"].item()
+        moved = model.objective(
+            x,
+            torch.where(mask, torch.full_like(f_logits, -30.0), f_logits),
+            torch.where(mask, torch.logit(rate).expand_as(b_logits), b_logits),
+            posteriors,
+        )["loss"].item()
+        f_on_disk = torch.sigmoid(f_logits)[mask].mean().item()
+    return {"f_on_disk": f_on_disk, "loss": trained, "loss_moved": moved,
+            "change": moved - trained, "on_rate": rate.item()}  # fmt: skip
+
+
+def moved_disk_table(results, models=None, min_f=0.5) -> pd.DataFrame:
+    """`moved_disk` on the validation images of every layered run (per disk) whose mean f
+    over an active disk's cell-free pixels exceeds `min_f`: a disk in the foreground."""
+    from fgbg.store import open_split
+    from fgbg.training import load_trained
+
+    rows = []
+    for path in sorted(Path(results, "models").glob("*/*/seed*/model.pt")):
+        scenario, model_name, seed = path.parts[-4], path.parts[-3], int(path.parts[-2][4:])
+        if models is not None and model_name not in models:
+            continue
+        model, config = load_trained(path)
+        if config["type"] != "layered":
+            continue
+        data = Path(results, "data", scenario)
+        replicate = f"seed{seed}" if (data / f"seed{seed}").exists() else "shared"
+        split = open_split(data / replicate / "val.zarr")
+        images, cells = split["images"].values, split["cell_mask"].values.any(0)
+        for disk, disk_mask in enumerate(split["disk_mask"].values.astype(bool)):
+            on = split["disk_active"].values[:, disk].astype(bool)
+            check = moved_disk(model, images, on, disk_mask & ~cells)
+            if check["f_on_disk"] > min_f:
+                rows.append({"scenario": scenario, "model": model_name, "seed": seed,
+                             "disk": disk, "images": int(on.sum()), **check})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results")
@@ -154,8 +213,14 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--replay", help="stopping rules to replay on fixed-schedule runs: PATIENCE:MIN,..."
     )
+    parser.add_argument(
+        "--moved", action="store_true", help="the loss of layered runs with a disk in f, moved to b"
+    )
     args = parser.parse_args(argv)
     models = args.models.split(",") if args.models else None
+    if args.moved:
+        print(markdown_table(moved_disk_table(args.results, models).round(3)))
+        return
     if args.replay:
         rules = [(int(p), float(m)) for p, m in (r.split(":") for r in args.replay.split(","))]
         print(markdown_table(replay_rules(args.results, rules, models)))

@@ -34,8 +34,13 @@ What keeps the layers apart (measured; docs/models.md, "The layered model"):
   which windows are hole-free: without it the cells under an active disk stay dead. Where the
   background already explains a pixel, d log p / d(f logit) is proportional to f, so a
   foreground that reaches 0 there does not come back.
-`fg_grad_floor` (a backward-only floor on that gradient) and `bg_warmup_epochs` (the
-background alone first, SPACE's order) are ablations, off by default.
+- the blind start (fg_blind_epochs): the same gradient vanishes for b where f explains a
+  disk, and f, which sees each patch, takes a disk before the background's global code has
+  learned its on/off state; for the first epochs the foreground encoder sees the opening
+  alone, cannot tell whether a disk is on, and leaves the disks to b.
+`fg_grad_floor` (a backward-only floor on that gradient), `bg_warmup_epochs` (the
+background alone first, SPACE's order) and `fg_position` (a learned map over the patch
+grid) are ablations, off by default.
 """
 
 from __future__ import annotations
@@ -112,6 +117,14 @@ class LayeredVAE(nn.Module):
         if c["bg_decoder"] != "full":  # bilinear upsampling of the coarse map as A_h m A_w^T
             self.register_buffer("upsample_rows", _linear_upsampling(c["bg_grid"], height), False)
             self.register_buffer("upsample_cols", _linear_upsampling(c["bg_grid"], width), False)
+        if c["fg_blind_epochs"] and not c["fg_opening"]:
+            raise ValueError("fg_blind_epochs needs fg_opening: true (the opening is what a blind encoder sees)")
+        if c["fg_blind_epochs"]:  # the raw image's weights start at 0 and stay there while blind
+            with torch.no_grad():
+                self.fg_encoder[0].weight[:, 0].zero_()
+        if c["fg_position"]:  # a learned map per patch-grid position, added after the first layers
+            self.fg_encoder_position = nn.Parameter(torch.zeros(1, ch, *self.grid))
+            self.fg_decoder_position = nn.Parameter(torch.zeros(1, ch, *self.grid))
         with torch.no_grad():  # both layers start nearly empty, the foreground less so
             self.fg_decoder[-1].bias.fill_(c["fg_init_bias"])
             self.bg_decoder[-1].bias.fill_(-4.0)
@@ -129,15 +142,30 @@ class LayeredVAE(nn.Module):
             {"params": background, "lr_scale": float(self.config["bg_lr_scale"])},
         ]
 
-    def encode(self, x):
-        """{"z_fg": (mu, logvar) flattened to (N, d * h * w), "z_bg": (mu, logvar) (N, e)}."""
-        mu_bg, logvar_bg = self.bg_encoder(F.avg_pool2d(x, self.config["bg_pool"])).chunk(2, 1)
+    def encode(self, x, epoch=None):
+        """{"z_fg": (mu, logvar) flattened to (N, d * h * w), "z_bg": (mu, logvar) (N, e)}.
+        In training epochs up to fg_blind_epochs the foreground encoder sees the opening alone."""
+        c = self.config
+        mu_bg, logvar_bg = self.bg_encoder(F.avg_pool2d(x, c["bg_pool"])).chunk(2, 1)
         inputs = x
-        if self.config["fg_opening"]:
-            opening = soft_opening(x, self.config["fg_kernel"], self.config["fg_opening_sharpness"])
-            inputs = torch.cat([x, opening], dim=1)
-        mu_fg, logvar_fg = self.fg_encoder(inputs).flatten(1).view(len(x), 2, -1).unbind(1)
+        if c["fg_opening"]:
+            opening = soft_opening(x, c["fg_kernel"], c["fg_opening_sharpness"])
+            blind = epoch is not None and epoch <= c["fg_blind_epochs"]
+            inputs = torch.cat([torch.zeros_like(x) if blind else x, opening], dim=1)
+        mu_fg, logvar_fg = (
+            self._positioned(self.fg_encoder, inputs, "fg_encoder_position")
+            .flatten(1)
+            .view(len(x), 2, -1)
+            .unbind(1)
+        )
         return {"z_fg": (mu_fg, logvar_fg), "z_bg": (mu_bg, logvar_bg)}
+
+    def _positioned(self, network, inputs, position: str):
+        """`network(inputs)`, with fg_position the learned position map added after its first
+        layer: the patch grid's places become distinguishable (cells sit at fixed places)."""
+        if not self.config["fg_position"]:
+            return network(inputs)
+        return network[1:](network[0](inputs) + getattr(self, position))
 
     def background_logits(self, z_bg):
         c = self.config
@@ -161,7 +189,7 @@ class LayeredVAE(nn.Module):
         """{"foreground": f logits, "background": b logits} (N, 1, H, W) each."""
         z = latents["z_fg"].view(-1, self.config["patch_latent"], *self.grid)
         return {
-            "foreground": self.fg_decoder(z),
+            "foreground": self._positioned(self.fg_decoder, z, "fg_decoder_position"),
             "background": self.background_logits(latents["z_bg"]),
         }
 
@@ -180,7 +208,8 @@ class LayeredVAE(nn.Module):
         rise), which the stopping rule does not count."""
         c = self.config
         ramp = c["fg_kl_ramp_start"] + c["fg_kl_ramp_epochs"]
-        return max(c["bg_warmup_epochs"], ramp if c.get("fg_kl_weight_final") is not None else 0)
+        ramp = ramp if c.get("fg_kl_weight_final") is not None else 0
+        return max(c["bg_warmup_epochs"], c["fg_blind_epochs"], ramp)
 
     def fg_kl_weight(self, epoch: int | None) -> float:
         """The foreground's KL weight in `epoch`: fg_kl_weight, or with fg_kl_weight_final a
@@ -197,7 +226,7 @@ class LayeredVAE(nn.Module):
 
     def loss_terms(self, x, generator=None, epoch=None):
         c = self.config
-        posteriors = self.encode(x)
+        posteriors = self.encode(x, epoch)
         out = self.decode(
             {
                 name: reparameterise(mu, logvar, generator)
@@ -207,15 +236,21 @@ class LayeredVAE(nn.Module):
         f_logits = out["foreground"]
         if epoch is not None and epoch <= c["bg_warmup_epochs"]:  # background first
             f_logits = torch.full_like(f_logits, -30.0)
-        ll = noisy_or_log_likelihood(f_logits, out["background"], x, c["fg_grad_floor"]).mean()
-        fg_kl_weight = self.fg_kl_weight(epoch)
+        return self.objective(x, f_logits, out["background"], posteriors, epoch)
+
+    def objective(self, x, f_logits, b_logits, posteriors, epoch=None) -> dict:
+        """The loss (batch means) for given layer logits and posteriors: -log p(x | f, b)
+        + the foreground's weighted KL + the background's KL above its free bits + the pixel
+        penalty on f."""
+        c = self.config
+        ll = noisy_or_log_likelihood(f_logits, b_logits, x, c["fg_grad_floor"]).mean()
         kl_fg = gaussian_kl(*posteriors["z_fg"]).mean()
         mu_bg, logvar_bg = posteriors["z_bg"]
         kl_bg_dims = (0.5 * (mu_bg.pow(2) + logvar_bg.exp() - 1 - logvar_bg)).mean(0)
         fg_pixels = torch.sigmoid(f_logits).flatten(1).sum(1).mean()
         loss = (
             -ll
-            + fg_kl_weight * kl_fg
+            + self.fg_kl_weight(epoch) * kl_fg
             + kl_bg_dims.clamp_min(c["bg_free_bits"]).sum()  # free bits per dimension
             + c["fg_pixel_penalty"] * fg_pixels
         )
