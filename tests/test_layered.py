@@ -56,7 +56,8 @@ def test_foreground_kl_weight_rises_to_its_final_value():
     assert model.fg_kl_weight(None) == 1.0 and model.warmup_epochs() == 5
     constant = build_model({"type": "layered"}, 60, 60)
     assert constant.fg_kl_weight(3) == constant.fg_kl_weight(None) == 0.1
-    assert constant.warmup_epochs() == 0
+    assert constant.warmup_epochs() == constant.config["fg_blind_epochs"] == 5  # blind start
+    assert build_model({**LAYERED, "fg_blind_epochs": 0}, 60, 60).warmup_epochs() == 0
 
 
 def test_noisy_or_likelihood_by_hand():
@@ -138,6 +139,7 @@ def test_a_blind_foreground_encoder_sees_the_opening_only():
         build_model({**LAYERED, "fg_blind_epochs": 2, "fg_opening": False}, 12, 12)
     model = build_model({**LAYERED, "fg_kernel": 3, "bg_pool": 3, "bg_grid": 4,
                          "fg_blind_epochs": 2}, 12, 12)  # fmt: skip
+    assert (build_model(LAYERED, 12, 12).fg_encoder[0].weight[:, 0] == 0).all()  # default 5
     assert (model.fg_encoder[0].weight[:, 0] == 0).all() and model.warmup_epochs() == 2
     with torch.no_grad():  # as if trained: the image's weights are no longer 0
         model.fg_encoder[0].weight[:, 0].normal_()
@@ -148,3 +150,32 @@ def test_a_blind_foreground_encoder_sees_the_opening_only():
         mu_empty = model.encode(empty, epoch)["z_fg"][0]
         mu_speckled = model.encode(speckled, epoch)["z_fg"][0]
         assert torch.equal(mu_empty, mu_speckled) == same, epoch
+
+
+def test_presence_gates_patches_and_charges_by_place():
+    model = build_model({**LAYERED, "fg_kernel": 3, "bg_pool": 3, "bg_grid": 4,
+                         "fg_presence": True}, 6, 6)  # fmt: skip
+    x = torch.bernoulli(torch.full((2, 1, 6, 6), 0.3))
+    posteriors = model.encode(x)
+    assert posteriors["s_fg"][0].shape == (2, 4) and posteriors["s_fg"][1] is None
+    z = {"z_fg": torch.zeros(1, 8), "z_bg": torch.zeros(1, 4)}
+    on = torch.tensor([[30.0, -30.0, -30.0, -30.0]])  # only the top-left patch present
+    f = torch.sigmoid(model.decode({**z, "s_fg": on})["foreground"])[0, 0]
+    painted = torch.sigmoid(model.decode({**z, "s_fg": torch.full((1, 4), 30.0)})["foreground"])
+    torch.testing.assert_close(f[:3, :3], painted[0, 0, :3, :3])
+    assert f[3:, :].max() < 1e-12 and f[:, 3:].max() < 1e-12
+    # a patch's KL is 0 at its prior's rate and grows as the prior makes the place rare
+    model.eval()
+    assert model.presence_kl(torch.zeros(1, 4)).item() == pytest.approx(0.0, abs=1e-6)
+    model.presence_rate[0, 0, 1] = 0.0025
+    used = torch.tensor([[0.0, 6.0, 0.0, 0.0]])
+    assert model.presence_kl(used).item() > 5.0
+    # in training the rate follows the presence the encoder gives each place
+    model.train()
+    for _ in range(2000):
+        model.presence_kl(torch.tensor([[6.0, -6.0, -6.0, -6.0]]))
+    rate = model.presence_rate.flatten()
+    assert rate[0] > 0.99 and (rate[1:] < 0.01).all()
+    assert "presence_rate" in model.state_dict()  # saved with the weights
+    terms = model.loss_terms(x, torch.Generator().manual_seed(0), epoch=1)
+    assert torch.isfinite(terms["loss"])

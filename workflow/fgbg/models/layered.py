@@ -79,6 +79,11 @@ def _linear_upsampling(size_in: int, size_out: int) -> torch.Tensor:
     return weights.view(size_in, size_out).t().contiguous()
 
 
+def _logit_of_product(log_p):
+    """The logit of p from log p < 0 (a product of probabilities, summed as logs)."""
+    return log_p - torch.log(-torch.expm1(log_p.clamp_max(-1e-6)))
+
+
 class LayeredVAE(nn.Module):
     def __init__(self, config: dict, height: int, width: int):
         super().__init__()
@@ -94,7 +99,7 @@ class LayeredVAE(nn.Module):
             nn.ReLU(),
             nn.Conv2d(ch, ch, ctx, padding=pad),
             nn.ReLU(),
-            nn.Conv2d(ch, 2 * d, 1),
+            nn.Conv2d(ch, 2 * d + int(c["fg_presence"]), 1),
         )
         self.fg_decoder = nn.Sequential(
             nn.Conv2d(d, ch, ctx, padding=pad),
@@ -122,6 +127,8 @@ class LayeredVAE(nn.Module):
         if c["fg_blind_epochs"]:  # the raw image's weights start at 0 and stay there while blind
             with torch.no_grad():
                 self.fg_encoder[0].weight[:, 0].zero_()
+        if c["fg_presence"]:  # the prior's presence rate per patch (see presence_kl)
+            self.register_buffer("presence_rate", torch.full((1, *self.grid), 0.5))
         if c["fg_position"]:  # a learned map per patch-grid position, added after the first layers
             self.fg_encoder_position = nn.Parameter(torch.zeros(1, ch, *self.grid))
             self.fg_decoder_position = nn.Parameter(torch.zeros(1, ch, *self.grid))
@@ -152,13 +159,13 @@ class LayeredVAE(nn.Module):
             opening = soft_opening(x, c["fg_kernel"], c["fg_opening_sharpness"])
             blind = epoch is not None and epoch <= c["fg_blind_epochs"]
             inputs = torch.cat([torch.zeros_like(x) if blind else x, opening], dim=1)
-        mu_fg, logvar_fg = (
-            self._positioned(self.fg_encoder, inputs, "fg_encoder_position")
-            .flatten(1)
-            .view(len(x), 2, -1)
-            .unbind(1)
-        )
-        return {"z_fg": (mu_fg, logvar_fg), "z_bg": (mu_bg, logvar_bg)}
+        out = self._positioned(self.fg_encoder, inputs, "fg_encoder_position")
+        d = c["patch_latent"]
+        mu_fg, logvar_fg = out[:, : 2 * d].flatten(1).view(len(x), 2, -1).unbind(1)
+        posteriors = {"z_fg": (mu_fg, logvar_fg), "z_bg": (mu_bg, logvar_bg)}
+        if c["fg_presence"]:  # q(s = 1) per patch, as a logit (no variance: Bernoulli)
+            posteriors["s_fg"] = (out[:, 2 * d].flatten(1), None)
+        return posteriors
 
     def _positioned(self, network, inputs, position: str):
         """`network(inputs)`, with fg_position the learned position map added after its first
@@ -176,8 +183,26 @@ class LayeredVAE(nn.Module):
         if c["bg_decoder"] == "coarse":
             return self.upsample(b.view(-1, 1, g, g))
         level, mask = b[:, :1].view(-1, 1, 1, 1), self.upsample(b[:, 1:].view(-1, 1, g, g))
-        log_b = F.logsigmoid(level) + F.logsigmoid(c["bg_sharpness"] * mask)  # log b < 0
-        return log_b - torch.log(-torch.expm1(log_b.clamp_max(-1e-6)))  # logit of b
+        return _logit_of_product(F.logsigmoid(level) + F.logsigmoid(c["bg_sharpness"] * mask))
+
+    def presence_kl(self, logits):
+        """Per image, the sum over patches of KL(Bernoulli(q) || Bernoulli(pi)), pi the
+        prior's rate at that patch: a patch where cells seldom are is dear to use.
+
+        In training pi follows the mean of q at each patch over the batches (a moving
+        average, momentum 0.99): the rate that minimises the summed KL, that is the
+        empirical-Bayes prior, learned without a gradient step that would take thousands
+        of steps to reach a rate of 1e-3."""
+        q = torch.sigmoid(logits)
+        if self.training:
+            with torch.no_grad():
+                batch_rate = q.mean(0).view_as(self.presence_rate)
+                self.presence_rate.mul_(0.99).add_(0.01 * batch_rate)
+        rate = self.presence_rate.flatten(1).clamp(1e-4, 1 - 1e-4)
+        kl = q * (F.logsigmoid(logits) - rate.log()) + (1 - q) * (
+            F.logsigmoid(-logits) - torch.log1p(-rate)
+        )
+        return kl.sum(1)
 
     def upsample(self, coarse):
         """(N, 1, g, g) -> (N, 1, H, W), bilinear (F.interpolate's weights, align_corners
@@ -188,10 +213,13 @@ class LayeredVAE(nn.Module):
     def decode(self, latents):
         """{"foreground": f logits, "background": b logits} (N, 1, H, W) each."""
         z = latents["z_fg"].view(-1, self.config["patch_latent"], *self.grid)
-        return {
-            "foreground": self._positioned(self.fg_decoder, z, "fg_decoder_position"),
-            "background": self.background_logits(latents["z_bg"]),
-        }
+        f_logits = self._positioned(self.fg_decoder, z, "fg_decoder_position")
+        if "s_fg" in latents:  # f = q(s = 1) x the painter's f, q constant over each patch
+            k = self.config["fg_kernel"]
+            presence = latents["s_fg"].view(-1, 1, *self.grid)
+            presence = presence.repeat_interleave(k, 2).repeat_interleave(k, 3)
+            f_logits = _logit_of_product(F.logsigmoid(f_logits) + F.logsigmoid(presence))
+        return {"foreground": f_logits, "background": self.background_logits(latents["z_bg"])}
 
     def layers(self, x):
         """(f, b) probabilities at the posterior means, (N, 1, H, W) each."""
@@ -229,7 +257,7 @@ class LayeredVAE(nn.Module):
         posteriors = self.encode(x, epoch)
         out = self.decode(
             {
-                name: reparameterise(mu, logvar, generator)
+                name: mu if logvar is None else reparameterise(mu, logvar, generator)
                 for name, (mu, logvar) in posteriors.items()
             }
         )
@@ -254,6 +282,8 @@ class LayeredVAE(nn.Module):
             + kl_bg_dims.clamp_min(c["bg_free_bits"]).sum()  # free bits per dimension
             + c["fg_pixel_penalty"] * fg_pixels
         )
+        if "s_fg" in posteriors:
+            loss = loss + self.presence_kl(posteriors["s_fg"][0]).mean()
         return {
             "loss": loss,
             "ll": ll,
