@@ -95,7 +95,7 @@ class LayeredVAE(nn.Module):
         self.grid = (height // k, width // k)
         pad = ctx // 2
         self.fg_encoder = nn.Sequential(
-            PatchConv2d(1 + int(c["fg_opening"]), ch, k),
+            PatchConv2d(int(c["fg_image"]) + int(c["fg_opening"]), ch, k),
             nn.ReLU(),
             nn.Conv2d(ch, ch, ctx, padding=pad),
             nn.ReLU(),
@@ -122,9 +122,12 @@ class LayeredVAE(nn.Module):
         if c["bg_decoder"] != "full":  # bilinear upsampling of the coarse map as A_h m A_w^T
             self.register_buffer("upsample_rows", _linear_upsampling(c["bg_grid"], height), False)
             self.register_buffer("upsample_cols", _linear_upsampling(c["bg_grid"], width), False)
-        if c["fg_blind_epochs"] and not c["fg_opening"]:
-            raise ValueError("fg_blind_epochs needs fg_opening: true (the opening is what a blind encoder sees)")
-        if c["fg_blind_epochs"]:  # the raw image's weights start at 0 and stay there while blind
+        if (c["fg_blind_epochs"] or not c["fg_image"]) and not c["fg_opening"]:
+            raise ValueError(
+                "fg_blind_epochs and fg_image: false need fg_opening: true (the opening is what "
+                "a blind encoder sees)"
+            )
+        if c["fg_blind_epochs"] and c["fg_image"]:  # the image's weights start at 0, stay while blind
             with torch.no_grad():
                 self.fg_encoder[0].weight[:, 0].zero_()
         if c["fg_presence"]:  # the prior's presence rate per patch (see presence_kl)
@@ -158,7 +161,10 @@ class LayeredVAE(nn.Module):
         if c["fg_opening"]:
             opening = soft_opening(x, c["fg_kernel"], c["fg_opening_sharpness"])
             blind = epoch is not None and epoch <= c["fg_blind_epochs"]
-            inputs = torch.cat([torch.zeros_like(x) if blind else x, opening], dim=1)
+            if not c["fg_image"]:
+                inputs = opening
+            else:
+                inputs = torch.cat([torch.zeros_like(x) if blind else x, opening], dim=1)
         out = self._positioned(self.fg_encoder, inputs, "fg_encoder_position")
         d = c["patch_latent"]
         mu_fg, logvar_fg = out[:, : 2 * d].flatten(1).view(len(x), 2, -1).unbind(1)
@@ -237,7 +243,8 @@ class LayeredVAE(nn.Module):
         c = self.config
         ramp = c["fg_kl_ramp_start"] + c["fg_kl_ramp_epochs"]
         ramp = ramp if c.get("fg_kl_weight_final") is not None else 0
-        return max(c["bg_warmup_epochs"], c["fg_blind_epochs"], ramp)
+        blind = c["fg_blind_epochs"] if c["fg_image"] else 0  # without the image: always blind
+        return max(c["bg_warmup_epochs"], blind, ramp)
 
     def fg_kl_weight(self, epoch: int | None) -> float:
         """The foreground's KL weight in `epoch`: fg_kl_weight, or with fg_kl_weight_final a
