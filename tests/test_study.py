@@ -2,8 +2,8 @@
 
 import json
 
-import pandas as pd
 import numpy as np
+import pandas as pd
 import torch
 from fgbg.models import build_model
 from fgbg.study import count_table, history_table, moved_disk, replay_rules, run_table

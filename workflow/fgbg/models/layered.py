@@ -127,7 +127,7 @@ class LayeredVAE(nn.Module):
                 "fg_blind_epochs and fg_image: false need fg_opening: true (the opening is what "
                 "a blind encoder sees)"
             )
-        if c["fg_blind_epochs"] and c["fg_image"]:  # the image's weights start at 0, stay while blind
+        if c["fg_blind_epochs"] and c["fg_image"]:  # image weights: 0 at the start, while blind
             with torch.no_grad():
                 self.fg_encoder[0].weight[:, 0].zero_()
         if c["fg_presence"]:  # the prior's presence rate per patch (see presence_kl)
