@@ -39,8 +39,10 @@ What keeps the layers apart (measured; docs/models.md, "The layered model"):
   learned its on/off state; for the first epochs the foreground encoder sees the opening
   alone, cannot tell whether a disk is on, and leaves the disks to b.
 `fg_grad_floor` (a backward-only floor on that gradient), `bg_warmup_epochs` (the
-background alone first, SPACE's order) and `fg_position` (a learned map over the patch
-grid) are ablations, off by default.
+background alone first, SPACE's order), `fg_position` (a learned map over the patch grid),
+`fg_presence` (a presence variable per patch, its prior rate per place) and `fg_image: false`
+(an encoder that sees the opening alone throughout) are ablations, off by default
+(docs/models.md, rounds 8-11).
 """
 
 from __future__ import annotations
