@@ -437,3 +437,17 @@ def test_an_agreeing_override_is_fine():
     config = copy.deepcopy(DEFAULT)
     config["models"]["layered"]["fg_kernel"] = 6
     assert load_config(config)["models"]["layered"]["fg_kernel"] == 6
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "config").rglob("*.yaml"))
+)
+def test_every_shipped_config_is_valid_and_builds_its_models(path):
+    from fgbg.config import model_training
+    from fgbg.models import build_model
+
+    config = load_config(read_config_file(ROOT / path))
+    height, width = config["image"]["height"], config["image"]["width"]
+    for name in config["models"]:
+        model_config, _training = model_training(config, name)
+        build_model(model_config, height, width)  # a model-level error would raise here
