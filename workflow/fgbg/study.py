@@ -193,8 +193,9 @@ def moved_disk_table(results, models=None, min_f=0.5) -> pd.DataFrame:
         replicate = f"seed{seed}" if (data / f"seed{seed}").exists() else "shared"
         split = open_split(data / replicate / "val.zarr")
         images, cells = split["images"].values, split["cell_mask"].values.any(0)
+        active = split["disk_active"].values.astype(bool)  # read once, not once per disk
         for disk, disk_mask in enumerate(split["disk_mask"].values.astype(bool)):
-            on = split["disk_active"].values[:, disk].astype(bool)
+            on = active[:, disk]
             check = moved_disk(model, images, on, disk_mask & ~cells)
             if check["f_on_disk"] > min_f:
                 rows.append({"scenario": scenario, "model": model_name, "seed": seed,
