@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from fgbg.losses import gaussian_kl
 from fgbg.models import build_model, resolve_config
-from fgbg.models.layered import noisy_or_log_likelihood
+from fgbg.models.layered import PLACE_PRIOR_MIN_VAR, noisy_or_log_likelihood
 from fgbg.training import load_trained, train
 
 LAYERED = {"type": "layered"}
@@ -179,3 +180,37 @@ def test_presence_gates_patches_and_charges_by_place():
     assert "presence_rate" in model.state_dict()  # saved with the weights
     terms = model.loss_terms(x, torch.Generator().manual_seed(0), epoch=1)
     assert torch.isfinite(terms["loss"])
+
+
+def test_place_prior_narrows_where_the_posteriors_agree():
+    model = build_model({**LAYERED, "fg_kernel": 3, "bg_pool": 3, "bg_grid": 4,
+                         "fg_place_prior": True}, 6, 6)  # fmt: skip
+    n = resolve_config(LAYERED)["patch_latent"] * 4
+    assert model.place_prior_var.shape == (n,) and "place_prior_var" in model.state_dict()
+    model.eval()  # at the start the prior is N(0, I): the standard KL
+    mu, logvar = torch.randn(3, n), torch.randn(3, n) * 0.1
+    torch.testing.assert_close(model.foreground_kl(mu, logvar), gaussian_kl(mu, logvar))
+    # in training the prior follows the posteriors' moments place by place (not in the
+    # warm-up): dimension 0 is the same in every image (it narrows to the floor), dimension 1
+    # is +-2 (it stays wide)
+    model.train()
+    model.foreground_kl(mu, logvar, epoch=model.warmup_epochs())
+    assert (model.place_prior_var == 1).all() and (model.place_prior_mean == 0).all()
+    sign = torch.tensor([[1.0], [-1.0]])
+    for _ in range(2000):
+        mu = torch.zeros(2, n)
+        mu[:, 0], mu[:, 1] = 0.5, 2 * sign[:, 0]
+        model.foreground_kl(mu, torch.full((2, n), -10.0))
+    assert model.place_prior_mean[0].item() == pytest.approx(0.5, abs=1e-3)
+    assert model.place_prior_var[0].item() == pytest.approx(PLACE_PRIOR_MIN_VAR)
+    assert model.place_prior_var[1].item() == pytest.approx(4.0, rel=1e-2)
+    # the same move away from the prior's mean costs far more at the narrow place
+    model.eval()
+    at_prior = model.place_prior_mean.expand(1, n).clone()
+    logvar = model.place_prior_var.log().expand(1, n).clone()
+    assert model.foreground_kl(at_prior, logvar).item() == pytest.approx(0.0, abs=1e-4)
+    narrow, wide = at_prior.clone(), at_prior.clone()
+    narrow[0, 0] += 1.0
+    wide[0, 1] += 1.0
+    assert model.foreground_kl(narrow, logvar).item() == pytest.approx(50.0, rel=1e-3)
+    assert model.foreground_kl(wide, logvar).item() == pytest.approx(0.125, rel=1e-2)

@@ -55,6 +55,8 @@ from fgbg.layers import PatchConv2d, PatchConvTranspose2d, soft_opening
 from fgbg.losses import gaussian_kl
 from fgbg.models.base import reparameterise
 
+PLACE_PRIOR_MIN_VAR = 0.01  # fg_place_prior: the per-place prior's variance floor
+
 
 def _floored_rate(logits, floor: float, where):
     """softplus(logits) = -log(1 - sigmoid(logits)); in the backward pass its gradient,
@@ -132,6 +134,10 @@ class LayeredVAE(nn.Module):
         if c["fg_blind_epochs"] and c["fg_image"]:  # image weights: 0 at the start, while blind
             with torch.no_grad():
                 self.fg_encoder[0].weight[:, 0].zero_()
+        if c["fg_place_prior"]:  # the prior's mean and variance per place (see foreground_kl)
+            n = c["patch_latent"] * self.grid[0] * self.grid[1]
+            self.register_buffer("place_prior_mean", torch.zeros(n))
+            self.register_buffer("place_prior_var", torch.ones(n))
         if c["fg_presence"]:  # the prior's presence rate per patch (see presence_kl)
             self.register_buffer("presence_rate", torch.full((1, *self.grid), 0.5))
         if c["fg_position"]:  # a learned map per patch-grid position, added after the first layers
@@ -212,6 +218,27 @@ class LayeredVAE(nn.Module):
         )
         return kl.sum(1)
 
+    def foreground_kl(self, mu, logvar, epoch=None):
+        """Per image, KL(q(z_fg) || p(z_fg)). p is N(0, I), or with fg_place_prior a Gaussian
+        per place and latent dimension whose mean and variance follow, in training after the
+        warm-up epochs, the moments of q over the batches (moving averages, momentum 0.99):
+        the moment-matched, empirical-Bayes prior. Where cells never are the posteriors
+        agree, the variance shrinks (floor PLACE_PRIOR_MIN_VAR), and a chance window drawn
+        there becomes dear; where a cell is on in some images and off in others it stays
+        wide. Not in the warm-up: before the cells are learned the posteriors agree
+        everywhere, and a prior narrowed everywhere keeps the foreground dead."""
+        if not self.config["fg_place_prior"]:
+            return gaussian_kl(mu, logvar)
+        if self.training and (epoch is None or epoch > self.warmup_epochs()):
+            with torch.no_grad():
+                mean = self.place_prior_mean.mul_(0.99).add_(0.01 * mu.mean(0))
+                spread = (logvar.exp() + (mu - mean).pow(2)).mean(0)
+                self.place_prior_var.mul_(0.99).add_(0.01 * spread)
+                self.place_prior_var.clamp_(min=PLACE_PRIOR_MIN_VAR)
+        var = self.place_prior_var
+        terms = var.log() - logvar + (logvar.exp() + (mu - self.place_prior_mean).pow(2)) / var
+        return 0.5 * (terms - 1).sum(1)
+
     def upsample(self, coarse):
         """(N, 1, g, g) -> (N, 1, H, W), bilinear (F.interpolate's weights, align_corners
         False) as two small matrix products: on a CPU a third of the interpolation kernels'
@@ -281,7 +308,7 @@ class LayeredVAE(nn.Module):
         penalty on f."""
         c = self.config
         ll = noisy_or_log_likelihood(f_logits, b_logits, x, c["fg_grad_floor"]).mean()
-        kl_fg = gaussian_kl(*posteriors["z_fg"]).mean()
+        kl_fg = self.foreground_kl(*posteriors["z_fg"], epoch).mean()
         mu_bg, logvar_bg = posteriors["z_bg"]
         kl_bg_dims = (0.5 * (mu_bg.pow(2) + logvar_bg.exp() - 1 - logvar_bg)).mean(0)
         fg_pixels = torch.sigmoid(f_logits).flatten(1).sum(1).mean()
