@@ -3,7 +3,9 @@ are made, by a noisy-OR (SPEC section 8).
 
 Generative model (H x W binary image x, cell size c, patch grid H / c x W / c):
 
-    z_fg[i, j] ~ N(0, I_d)     one small latent per c x c patch (a cell-scale latent map)
+    z_fg[i, j] ~ N(m_ij, S_ij) one small latent per c x c patch (a cell-scale latent map); with
+                               fg_place_prior (the default) m and S per place follow the
+                               posteriors' moments there (empirical Bayes), else N(0, I_d)
     z_bg       ~ N(0, I_e)     one global background latent
     f = sigmoid(F(z_fg))       foreground layer; F: a patch_context x patch_context convolution
                                over the latent map (a cell that straddles patches is drawn by
@@ -16,7 +18,7 @@ Generative model (H x W binary image x, cell size c, patch grid H / c x W / c):
     x[p] ~ Bernoulli(1 - (1 - f[p]) (1 - b[p]))   a pixel is on when a cell or the
                                                   background turns it on
 
-    loss = -E_q[log p(x | z_fg, z_bg)] + fg_kl_weight KL(z_fg) + KL(z_bg)
+    loss = -E_q[log p(x | z_fg, z_bg)] + fg_kl_weight KL(z_fg) + KL(z_bg) (above free bits)
            + fg_pixel_penalty * sum_p f[p]        (one reparameterised sample, analytic KL)
 
 The foreground encoder sees x and, with `fg_opening`, the soft morphological opening of x by
@@ -38,6 +40,9 @@ What keeps the layers apart (measured; docs/models.md, "The layered model"):
   disk, and f, which sees each patch, takes a disk before the background's global code has
   learned its on/off state; for the first epochs the foreground encoder sees the opening
   alone, cannot tell whether a disk is on, and leaves the disks to b.
+- the place prior (fg_place_prior): where cells never are the prior narrows, so a chance
+  hole-free window in a disk costs KL there; with a one-hole opening (fg_opening_sharpness
+  30) an active cell with one off pixel ranks above a window with two.
 `fg_grad_floor` (a backward-only floor on that gradient), `bg_warmup_epochs` (the
 background alone first, SPACE's order), `fg_position` (a learned map over the patch grid),
 `fg_presence` (a presence variable per patch, its prior rate per place) and `fg_image: false`
