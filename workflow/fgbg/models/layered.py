@@ -40,9 +40,10 @@ What keeps the layers apart (measured; docs/models.md, "The layered model"):
   disk, and f, which sees each patch, takes a disk before the background's global code has
   learned its on/off state; for the first epochs the foreground encoder sees the opening
   alone, cannot tell whether a disk is on, and leaves the disks to b.
-- the place prior (fg_place_prior): where cells never are the prior narrows, so a chance
-  hole-free window in a disk costs KL there; with a one-hole opening (fg_opening_sharpness
-  30) an active cell with one off pixel ranks above a window with two.
+- the one-hole opening (fg_opening_sharpness 30): an active cell with one off pixel (2 % of
+  them under an active disk) gets 0.17 where the strict opening gave it 0, so it can rank
+  above an inactive cell with two; the place prior (fg_place_prior) lowers the leakage a
+  little (docs/models.md, round 12).
 `fg_grad_floor` (a backward-only floor on that gradient), `bg_warmup_epochs` (the
 background alone first, SPACE's order), `fg_position` (a learned map over the patch grid),
 `fg_presence` (a presence variable per patch, its prior rate per place) and `fg_image: false`
@@ -227,11 +228,9 @@ class LayeredVAE(nn.Module):
         """Per image, KL(q(z_fg) || p(z_fg)). p is N(0, I), or with fg_place_prior a Gaussian
         per place and latent dimension whose mean and variance follow, in training after the
         warm-up epochs, the moments of q over the batches (moving averages, momentum 0.99):
-        the moment-matched, empirical-Bayes prior. Where cells never are the posteriors
-        agree, the variance shrinks (floor PLACE_PRIOR_MIN_VAR), and a chance window drawn
-        there becomes dear; where a cell is on in some images and off in others it stays
-        wide. Not in the warm-up: before the cells are learned the posteriors agree
-        everywhere, and a prior narrowed everywhere keeps the foreground dead."""
+        the moment-matched, empirical-Bayes prior (variance floor PLACE_PRIOR_MIN_VAR).
+        Not in the warm-up: before the cells are learned the posteriors agree everywhere,
+        the prior narrowed everywhere, and the foreground stayed dead (1 of 9 runs)."""
         if not self.config["fg_place_prior"]:
             return gaussian_kl(mu, logvar)
         if self.training and (epoch is None or epoch > self.warmup_epochs()):
