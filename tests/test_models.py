@@ -130,6 +130,11 @@ def test_analytic_kl_matches_monte_carlo():
     analytic = gaussian_kl(mu, logvar)
     torch.testing.assert_close(analytic, monte_carlo, rtol=0.02, atol=0.01)
     assert gaussian_kl(torch.zeros(1, 3), torch.zeros(1, 3)).item() == 0.0
+    # against a given diagonal Gaussian prior: torch's own closed form
+    mean = torch.tensor([0.2, -0.5, 1.0], dtype=torch.float64)
+    var = torch.tensor([0.01, 2.0, 0.5], dtype=torch.float64)
+    expected = torch.distributions.kl_divergence(q, torch.distributions.Normal(mean, var.sqrt()))
+    torch.testing.assert_close(gaussian_kl(mu, logvar, (mean, var)), expected.sum(-1))
 
 
 def _bce_log_likelihood(logits, target):

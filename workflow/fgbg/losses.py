@@ -8,9 +8,14 @@ import torch
 import torch.nn.functional as F
 
 
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Analytic KL(N(mu, exp(logvar)) || N(0, I)), summed over latent dimensions."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, prior=None) -> torch.Tensor:
+    """Analytic KL(N(mu, exp(logvar)) || p), summed over latent dimensions: p is N(0, I), or
+    with `prior` = (mean, var) the diagonal Gaussian N(mean, diag(var))."""
+    if prior is None:
+        return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
+    mean, var = prior
+    terms = var.log() - logvar + (logvar.exp() + (mu - mean).pow(2)) / var
+    return 0.5 * (terms - 1).sum(dim=1)
 
 
 def gaussian_entropy(logvar: torch.Tensor) -> torch.Tensor:

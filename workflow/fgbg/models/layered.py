@@ -82,6 +82,12 @@ def noisy_or_log_likelihood(f_logits, b_logits, x, f_grad_floor: float = 0.0):
     return (x * log_p - (1 - x) * a).flatten(1).sum(dim=1)
 
 
+def _follow(buffer, batch_value):
+    """A moving average over training batches, in place (momentum 0.99): how the empirical-
+    Bayes priors (place prior, presence rate) follow their posteriors. Returns `buffer`."""
+    return buffer.mul_(0.99).add_(0.01 * batch_value)
+
+
 def _linear_upsampling(size_in: int, size_out: int) -> torch.Tensor:
     """(size_out, size_in): the weights of 1-D linear interpolation (align_corners False)."""
     eye = torch.eye(size_in).view(size_in, 1, size_in)
@@ -217,7 +223,7 @@ class LayeredVAE(nn.Module):
         if self.training:
             with torch.no_grad():
                 batch_rate = q.mean(0).view_as(self.presence_rate)
-                self.presence_rate.mul_(0.99).add_(0.01 * batch_rate)
+                _follow(self.presence_rate, batch_rate)
         rate = self.presence_rate.flatten(1).clamp(1e-4, 1 - 1e-4)
         kl = q * (F.logsigmoid(logits) - rate.log()) + (1 - q) * (
             F.logsigmoid(-logits) - torch.log1p(-rate)
@@ -235,13 +241,10 @@ class LayeredVAE(nn.Module):
             return gaussian_kl(mu, logvar)
         if self.training and (epoch is None or epoch > self.warmup_epochs()):
             with torch.no_grad():
-                mean = self.place_prior_mean.mul_(0.99).add_(0.01 * mu.mean(0))
-                spread = (logvar.exp() + (mu - mean).pow(2)).mean(0)
-                self.place_prior_var.mul_(0.99).add_(0.01 * spread)
+                mean = _follow(self.place_prior_mean, mu.mean(0))
+                _follow(self.place_prior_var, (logvar.exp() + (mu - mean).pow(2)).mean(0))
                 self.place_prior_var.clamp_(min=PLACE_PRIOR_MIN_VAR)
-        var = self.place_prior_var
-        terms = var.log() - logvar + (logvar.exp() + (mu - self.place_prior_mean).pow(2)) / var
-        return 0.5 * (terms - 1).sum(1)
+        return gaussian_kl(mu, logvar, (self.place_prior_mean, self.place_prior_var))
 
     def upsample(self, coarse):
         """(N, 1, g, g) -> (N, 1, H, W), bilinear (F.interpolate's weights, align_corners
