@@ -24,8 +24,10 @@ def test_shapes_and_terms():
     assert posteriors["z_bg"][1].shape == (3, config["bg_latent"])
     out = model.decode({k: mu for k, (mu, _) in posteriors.items()})
     assert out["foreground"].shape == out["background"].shape == (3, 1, 12, 18)
-    f = model.foreground_layer(x)
-    torch.testing.assert_close(f, torch.sigmoid(out["foreground"]))
+    f = model.foreground_layer(x)  # at the refined posterior means (fg_refine_steps)
+    refined = model.refine(x, posteriors)
+    at_means = model.decode({k: mu for k, (mu, _) in refined.items()})["foreground"]
+    torch.testing.assert_close(f, torch.sigmoid(at_means))
     assert f.shape == (3, 1, 12, 18) and (f >= 0).all() and (f <= 1).all()
     terms = model.loss_terms(x, torch.Generator().manual_seed(0), epoch=1)
     assert set(terms) == {"loss", "ll", "kl_fg", "kl_bg", "fg_pixels"}
@@ -155,7 +157,8 @@ def test_a_blind_foreground_encoder_sees_the_opening_only():
 
 def test_presence_gates_patches_and_charges_by_place():
     model = build_model({**LAYERED, "fg_kernel": 3, "bg_pool": 3, "bg_grid": 4,
-                         "fg_presence": True}, 6, 6)  # fmt: skip
+                         "fg_presence": True, "fg_painter": "shared", "fg_refine_steps": 0},
+                        6, 6)  # fmt: skip
     x = torch.bernoulli(torch.full((2, 1, 6, 6), 0.3))
     posteriors = model.encode(x)
     assert posteriors["s_fg"][0].shape == (2, 4) and posteriors["s_fg"][1] is None
@@ -214,3 +217,66 @@ def test_place_prior_narrows_where_the_posteriors_agree():
     wide[0, 1] += 1.0
     assert model.foreground_kl(narrow, logvar).item() == pytest.approx(50.0, rel=1e-3)
     assert model.foreground_kl(wide, logvar).item() == pytest.approx(0.125, rel=1e-2)
+
+
+def test_place_painter_paints_each_template_at_its_own_place():
+    model = build_model({**LAYERED, "bg_grid": 4, "fg_painter": "place"}, 24, 24)
+    z = {"z_fg": torch.zeros(1, 2 * 16), "z_bg": torch.zeros(1, 4)}
+    with torch.no_grad():
+        model.fg_decoder[-1].weight.zero_()
+        model.fg_decoder[-1].bias.fill_(30.0)  # every gate open
+        model.fg_templates.fill_(-3.0)  # logits -30 (TEMPLATE_SCALE 10)
+        model.fg_templates[0, :, 5] = 3.0  # patch (1, 1): pixels 6-11, its window 3-14
+        model.fg_templates[0, :, 15] = 0.0  # patch (3, 3): half on, over its clipped window
+    f = torch.sigmoid(model.decode(z)["foreground"])[0, 0]
+    painted = f > 0.99
+    assert painted[3:15, 3:15].all() and painted.sum() == 12 * 12
+    # the half-on template of patch (3, 3) (pixels 18-23): 0.5 over its window, which
+    # reaches back half a cell to 15 and is clipped at the image's edge
+    torch.testing.assert_close(f[15:, 15:], torch.full((9, 9), 0.5), atol=1e-4, rtol=0)
+    assert f[:3, :].max() < 1e-6 and f[15:18, :15].max() < 1e-6
+    with torch.no_grad():
+        model.fg_decoder[-1].bias.fill_(-30.0)  # gates closed: nothing at all
+    assert torch.sigmoid(model.decode(z)["foreground"]).max() < 1e-6
+
+
+def test_place_painter_and_presence_exclude_each_other():
+    with pytest.raises(ValueError, match="exclude each other"):
+        build_model({**LAYERED, "fg_painter": "place", "fg_presence": True}, 12, 12)
+
+
+def _mean_elbo_loss(model, x, posteriors):
+    """Per-image negative ELBO at the posterior means (KL included), summed over images."""
+    out = model.decode({name: mu for name, (mu, _lv) in posteriors.items()})
+    return model.objective(x, out["foreground"], out["background"], posteriors)["loss"].item()
+
+
+def test_refinement_lowers_each_images_loss_and_leaves_the_weights():
+    torch.manual_seed(0)
+    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3, "fg_painter": "place"}
+    model = build_model({**config, "fg_refine_steps": 40}, 12, 12)  # in training mode:
+    x = torch.as_tensor(_band_and_cells()[:16], dtype=torch.float32).unsqueeze(1)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}  # the prior's too
+    with torch.no_grad():  # as in the evaluation: the steps take their own gradients
+        encoded = model.encode(x)
+        refined = model.refine(x, encoded)
+        again = model.refine(x, encoded)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, weights[key], rtol=0, atol=0)
+    assert all(p.grad is None for p in model.parameters())
+    model.eval()  # the loss below must not move the prior either
+    before = [_mean_elbo_loss(model, x[i : i + 1], _one(encoded, i)) for i in range(16)]
+    after = [_mean_elbo_loss(model, x[i : i + 1], _one(refined, i)) for i in range(16)]
+    assert all(a < b for a, b in zip(after, before, strict=True))
+    for name in refined:  # deterministic: a fixed noise seed
+        torch.testing.assert_close(refined[name][0], again[name][0], rtol=0, atol=0)
+    # with 0 steps the layers are the encoder's; with steps they differ
+    plain = build_model({**config, "fg_refine_steps": 0}, 12, 12).eval()
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(plain.refine(x, encoded)["z_fg"][0], encoded["z_fg"][0])
+        assert not torch.allclose(model.foreground_layer(x), plain.foreground_layer(x))
+
+
+def _one(posteriors, i):
+    return {name: (mu[i : i + 1], lv[i : i + 1]) for name, (mu, lv) in posteriors.items()}
