@@ -280,3 +280,25 @@ def test_refinement_lowers_each_images_loss_and_leaves_the_weights():
 
 def _one(posteriors, i):
     return {name: (mu[i : i + 1], lv[i : i + 1]) for name, (mu, lv) in posteriors.items()}
+
+
+def test_a_model_file_from_before_a_key_existed_loads_as_it_was_trained(tmp_path):
+    """A file written before fg_painter, fg_refine_steps and fg_place_prior existed holds a
+    shared painter, no refinement and no place prior; today's defaults would not fit it."""
+    from fgbg.training import ADDED_LATER
+
+    old = {"type": "layered", **ADDED_LATER["layered"]}
+    model = build_model({**old, "bg_grid": 4}, 12, 12)
+    stored = {k: v for k, v in resolve_config({**old, "bg_grid": 4}).items() if k not in old}
+    torch.save(
+        {"model_config": {"type": "layered", **stored}, "height": 12, "width": 12,
+         "state_dict": model.state_dict()},
+        tmp_path / "model.pt",
+    )  # fmt: skip
+    loaded, config = load_trained(tmp_path / "model.pt")
+    assert config["fg_painter"] == "shared" and config["fg_refine_steps"] == 0
+    assert not config["fg_place_prior"]
+    x = torch.bernoulli(torch.full((2, 1, 12, 12), 0.3))
+    torch.testing.assert_close(loaded.foreground_layer(x), model.eval().foreground_layer(x))
+    with pytest.raises(RuntimeError):  # read with today's defaults, the weights do not fit
+        build_model({"type": "layered", **stored}, 12, 12).load_state_dict(model.state_dict())

@@ -367,6 +367,11 @@ def _read_checkpoint(path: Path, device, log) -> dict | None:
         return None
 
 
+# Keys added to a model type after model files were written, with the value their absence
+# meant: an older file is read as the model it was trained as, not as today's default.
+ADDED_LATER = {"layered": {"fg_place_prior": False, "fg_painter": "shared", "fg_refine_steps": 0}}
+
+
 def load_trained(path) -> tuple[torch.nn.Module, dict]:
     """(model on CPU in eval mode, its resolved model config) from a model.pt.
 
@@ -375,6 +380,8 @@ def load_trained(path) -> tuple[torch.nn.Module, dict]:
     """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+        kind = state["model_config"].get("type")
+        state["model_config"] = {**ADDED_LATER.get(kind, {}), **state["model_config"]}
         model = build_model(state["model_config"], state["height"], state["width"])
         model.load_state_dict(state["state_dict"])
     except Exception as error:  # torch raises several kinds; the reason is not the point
