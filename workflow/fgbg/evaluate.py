@@ -4,7 +4,8 @@ The evaluation asks a method one question, "what is your foreground output for t
 images?" (`outputs`, a dict), and scores the answer the same way for every method:
 
 - ``foreground`` (N, H, W): the foreground output in [0, 1] (a model's Bernoulli mean of its
-  foreground layer, z = posterior mean; for a Gaussian likelihood the decoded mean);
+  foreground layer, z = posterior mean, the layered model's refined first; for a Gaussian
+  likelihood the decoded mean);
 - ``scores`` (N, cell), optional: the method's own cell scores (neuropil); by default a cell's
   score is the mean of ``foreground`` over its pixels;
 - ``foreground_z2_off``, optional: the output with the background latent switched off (the

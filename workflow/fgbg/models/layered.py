@@ -49,6 +49,12 @@ What keeps the layers apart (measured; docs/models.md, "The layered model"):
   them under an active disk) gets 0.17 where the strict opening gave it 0, so it can rank
   above an inactive cell with two; the place prior (fg_place_prior) lowers the leakage a
   little (docs/models.md, round 12).
+- the place painter and refinement (fg_painter place, fg_refine_steps): a shared painter
+  draws a cell wherever a window looks like one, and the encoder, which sees windows, cannot
+  tell a cell from a chance window beside it; templates per place draw cells only where they
+  were learned, and a few gradient steps on the image's own ELBO then decide each one
+  (14 of 15 validation runs meet every target, 10 before; each change alone does worse:
+  docs/models.md, round 14).
 `fg_grad_floor` (a backward-only floor on that gradient), `bg_warmup_epochs` (the
 background alone first, SPACE's order), `fg_position` (a learned map over the patch grid),
 `fg_presence` (a presence variable per patch, its prior rate per place) and `fg_image: false`
