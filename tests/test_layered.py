@@ -246,7 +246,7 @@ def test_place_painter_and_presence_exclude_each_other():
 
 
 def _mean_elbo_loss(model, x, posteriors):
-    """Per-image negative ELBO at the posterior means (KL included), summed over images."""
+    """The negative ELBO at the posterior means (KL included), averaged over the images."""
     out = model.decode({name: mu for name, (mu, _lv) in posteriors.items()})
     return model.objective(x, out["foreground"], out["background"], posteriors)["loss"].item()
 

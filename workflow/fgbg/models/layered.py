@@ -89,11 +89,16 @@ def _floored_rate(logits, floor: float, where):
     return rate + extra * (logits - logits.detach())
 
 
+def _log1m_exp(log_p):
+    """log(1 - p) from log p < 0, accurate for p near 0 (expm1) and near 1 (log1p)."""
+    return torch.where(log_p > -0.6931, torch.log(-torch.expm1(log_p)), torch.log1p(-log_p.exp()))
+
+
 def noisy_or_log_likelihood(f_logits, b_logits, x, f_grad_floor: float = 0.0):
     """Per-image log p(x) under p = 1 - (1 - f)(1 - b), computed from logits: with
     a = -log(1 - p) = softplus(f_logits) + softplus(b_logits), log p = log(1 - exp(-a))."""
     a = (_floored_rate(f_logits, f_grad_floor, x) + F.softplus(b_logits)).clamp_min(1e-7)
-    log_p = torch.where(a < 0.6931, torch.log(-torch.expm1(-a)), torch.log1p(-torch.exp(-a)))
+    log_p = _log1m_exp(-a)
     return (x * log_p - (1 - x) * a).flatten(1).sum(dim=1)
 
 
@@ -110,14 +115,9 @@ def _linear_upsampling(size_in: int, size_out: int) -> torch.Tensor:
     return weights.view(size_in, size_out).t().contiguous()
 
 
-def len_grid(grid) -> int:
-    return grid[0] * grid[1]
-
-
-def _log1m_exp(log_p):
-    """log(1 - p) from log p < 0, accurate for p near 0 and near 1."""
-    log_p = log_p.clamp_max(-1e-6)
-    return torch.where(log_p > -0.6931, torch.log(-torch.expm1(log_p)), torch.log1p(-log_p.exp()))
+def _template_window(k: int) -> int:
+    """fg_painter place: the side of a patch's template, the patch and half a cell around it."""
+    return k + 2 * (k // 2)
 
 
 def _logit_of_product(log_p):
@@ -155,8 +155,8 @@ class LayeredVAE(nn.Module):
         if c["fg_painter"] == "place":  # one template per patch, over the patch and a margin
             if c["fg_presence"]:
                 raise ValueError("fg_painter: place and fg_presence exclude each other")
-            window = k + 2 * (k // 2)
-            self.fg_templates = nn.Parameter(torch.zeros(1, window * window, len_grid(self.grid)))
+            places = self.grid[0] * self.grid[1]
+            self.fg_templates = nn.Parameter(torch.zeros(1, _template_window(k) ** 2, places))
         if c["fg_refine_steps"] and c["fg_presence"]:
             raise ValueError("fg_refine_steps and fg_presence exclude each other")
         pooled = (height // c["bg_pool"]) * (width // c["bg_pool"])
@@ -309,8 +309,8 @@ class LayeredVAE(nn.Module):
         templates = TEMPLATE_SCALE * self.fg_templates
         log_gt = F.logsigmoid(gate_logits).flatten(2) + F.logsigmoid(templates)
         log_not_f = F.fold(
-            _log1m_exp(log_gt), (self.height, self.width), k + 2 * (k // 2), padding=k // 2,
-            stride=k,
+            _log1m_exp(log_gt.clamp_max(-1e-6)), (self.height, self.width), _template_window(k),
+            padding=k // 2, stride=k,
         )  # fmt: skip
         return -_logit_of_product(log_not_f)
 
@@ -330,17 +330,20 @@ class LayeredVAE(nn.Module):
         optimiser = torch.optim.Adam([mu, logvar], lr=REFINE_LR)
         generator = torch.Generator(x.device).manual_seed(0)
         training, self.training = self.training, False  # the place prior must not follow
-        with torch.enable_grad():
-            for _ in range(steps):
-                current = {"z_fg": (mu, logvar), **fixed}
-                out = self.decode(
-                    {n: reparameterise(m, lv, generator) for n, (m, lv) in current.items()}
-                )
-                loss = self.objective(x, out["foreground"], out["background"], current)["loss"]
-                # x len(x): each image's step follows its own loss, not the batch mean's
-                mu.grad, logvar.grad = torch.autograd.grad(loss * len(x), [mu, logvar])
-                optimiser.step()
-        self.training = training
+        try:
+            with torch.enable_grad():
+                for _ in range(steps):
+                    current = {"z_fg": (mu, logvar), **fixed}
+                    out = self.decode(
+                        {n: reparameterise(m, lv, generator) for n, (m, lv) in current.items()}
+                    )
+                    loss = self.objective(x, out["foreground"], out["background"], current)
+                    # x len(x): each image's step follows its own loss, not the batch mean's
+                    grads = torch.autograd.grad(loss["loss"] * len(x), [mu, logvar])
+                    mu.grad, logvar.grad = grads
+                    optimiser.step()
+        finally:
+            self.training = training
         return {"z_fg": (mu.detach(), logvar.detach()), **fixed}
 
     def layers(self, x):
