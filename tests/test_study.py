@@ -6,12 +6,19 @@ import numpy as np
 import pandas as pd
 import torch
 from fgbg.models import build_model
-from fgbg.study import count_table, history_table, moved_disk, replay_rules, run_table
+from fgbg.study import (
+    count_table,
+    history_table,
+    kept_starts,
+    moved_disk,
+    replay_rules,
+    run_table,
+)
 
 GOOD = {"auroc": 0.999, "tpr": 0.99, "fpr": 0.0}
 
 
-def write_run(results, model, seed, rates, leakage, history=True):
+def write_run(results, model, seed, rates, leakage, history=True, best_loss=1.0):
     run = results / f"eval/x90/{model}/seed{seed}"
     run.mkdir(parents=True)
     strata = ["inside_bg_on", "outside", "inside_bg_off"]
@@ -25,7 +32,7 @@ def write_run(results, model, seed, rates, leakage, history=True):
         out = results / f"models/x90/{model}/seed{seed}"
         out.mkdir(parents=True)
         pd.DataFrame(
-            {"epoch": [1, 2, 3], "val_loss": [3.0, 1.0, 2.0], "val_kl_bg": [0.1, 0.0, 0.2]}
+            {"epoch": [1, 2, 3], "val_loss": [3.0, best_loss, 2.0], "val_kl_bg": [0.1, 0.0, 0.2]}
         ).to_csv(out / "history.csv", index=False)
         (out / "run.json").write_text(json.dumps({"best_epoch": 2}))
 
@@ -39,6 +46,24 @@ def test_runs_pass_only_when_every_target_is_met(tmp_path):
     assert table["epochs"].tolist() == [3, 3, 3] and table["val_loss"].tolist() == [1.0] * 3
     assert table["kl_bg"].tolist() == [0.0] * 3  # at the best validation epoch
     assert count_table(tmp_path)["runs passing"].tolist() == ["1 of 3 [0.01, 0.91]"]
+
+
+def test_best_of_starts_follows_the_validation_loss_not_the_verdict(tmp_path):
+    bad = 0.05  # leakage above 0.03: fails
+    for seed, (loss_0, leak_0), (loss_1, leak_1) in [
+        (0, (1.0, 0.01), (1.5, bad)),  # the passing start has the lower loss: kept
+        (1, (1.5, bad), (1.2, 0.01)),  # the passing start is the second: kept
+        (2, (1.0, 0.01), (0.5, bad)),  # the failing start has the lower loss: kept, fails
+    ]:
+        write_run(tmp_path, "m", seed, GOOD, leak_0, best_loss=loss_0)
+        write_run(tmp_path, "m_r1", seed, GOOD, leak_1, best_loss=loss_1)
+    assert kept_starts(tmp_path, ["m", "m_r1"])["model"].tolist() == ["m", "m_r1", "m_r1"]
+    table = run_table(tmp_path, starts=["m", "m_r1"])
+    kept = table[table["model"] == "m_best_of_2"]
+    assert kept["passes"].tolist() == [True, True, False]
+    assert kept["val_loss"].tolist() == [1.0, 1.2, 0.5]
+    counts = count_table(tmp_path, starts=["m", "m_r1"]).set_index("model")["runs passing"]
+    assert counts["m_best_of_2"].startswith("2 of 3") and counts["m"].startswith("2 of 3")
 
 
 def test_histories_list_runs_without_an_evaluation(tmp_path):

@@ -23,6 +23,7 @@ from fgbg.training import (
     load_trained,
     resolve_device,
     train,
+    train_starts,
 )
 from workflow_runner import snakemake
 
@@ -272,6 +273,50 @@ def test_training_stops_early_and_keeps_the_best_validation_epoch(tmp_path):
     # the saved weights are the best epoch's: the same validation loss, to float precision
     again = evaluate_loss(model, torch.from_numpy(val).unsqueeze(1), seed=0)["loss"]
     assert again == pytest.approx(min(losses), rel=1e-5)
+
+
+def test_two_starts_keep_the_lower_validation_loss_and_equal_that_seeds_plain_run(tmp_path):
+    val = tiny_images(16, seed=1)
+    config = {**TRAINING, "epochs": 2, "starts": 2}
+    history = train_starts(tiny_images(), DUAL, config, 5, tmp_path / "two", val, threads=1)
+    run = json.loads((tmp_path / "two/run.json").read_text())
+    assert [s["seed"] for s in run["starts"]] == [5, 1005]
+    losses = [s["val_loss"] for s in run["starts"]]
+    assert losses[0] != losses[1] and run["kept_start"] == losses.index(min(losses))
+    assert run["epochs_trained_all_starts"] == 4 and len(history) == 2
+    kept = run["starts"][run["kept_start"]]["seed"]
+    train(tiny_images(), DUAL, config, kept, tmp_path / "plain", val, threads=1)
+    assert_same_weights(weights(tmp_path / "two/model.pt"), weights(tmp_path / "plain/model.pt"))
+    pd.testing.assert_frame_equal(
+        history_without_time(tmp_path / "two/history.csv"),
+        history_without_time(tmp_path / "plain/history.csv"),
+        check_exact=True,
+    )
+
+
+@pytest.mark.parametrize("losses, kept", [([5.0, 3.0], 1), ([3.0, 5.0], 0), ([4.0, 4.0], 0)])
+def test_starts_rule_keeps_the_lowest_validation_loss(tmp_path, monkeypatch, losses, kept):
+    def fake_train(images, model_config, training_config, seed, out_dir, val_images, **kw):
+        j = (seed - 7) // 1000
+        out_dir.mkdir(parents=True)
+        (out_dir / "model.pt").write_text(f"weights of start {j}")
+        (out_dir / "history.csv").write_text(f"history of start {j}")
+        row = {"epoch": 1, "val_loss": losses[j]}
+        run = {"best_epoch": 1, "epochs_trained": 1, "wall_seconds": 1.0, "seed": seed}
+        (out_dir / "run.json").write_text(json.dumps(run))
+        return [row]
+
+    monkeypatch.setattr("fgbg.training.train", fake_train)
+    train_starts(None, DUAL, {"starts": 2}, 7, tmp_path, val_images=np.zeros(1))
+    assert (tmp_path / "model.pt").read_text() == f"weights of start {kept}"
+    assert (tmp_path / "history.csv").read_text() == f"history of start {kept}"
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["kept_start"] == kept and run["seed"] == 7 + 1000 * kept
+
+
+def test_starts_without_validation_images_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="training.starts"):
+        train_starts(tiny_images(), DUAL, {**TRAINING, "starts": 2}, 0, tmp_path)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -4,6 +4,7 @@
     python -m fgbg.study RESULTS [--models a,b] [--markdown]
     python -m fgbg.study RESULTS --replay 3:0.01,5:0.005 [--models a,b]
     python -m fgbg.study RESULTS --moved [--models a,b]
+    python -m fgbg.study RESULTS --starts a,a_r1 [--models a,a_r1] [--markdown]
 
 One row per (scenario, model, seed): the epochs trained, the best validation loss, the
 background KL at the best epoch (for layered models: near 0 means a collapsed background),
@@ -15,6 +16,9 @@ Every choice of a default is read from such a table, never from the test split.
 rules (patience:min_improvement) over their validation losses: where each rule would have
 started the decay, and how far the best validation loss up to there lies above the fixed
 schedule's best (the decay's own gain left out, so the gap is an upper bound).
+
+`--starts` replays `training.starts` on entries trained as separate restarts: NAME_best_of_K
+is, per run, the entry whose kept epoch has the lowest validation loss.
 
 `--moved` asks, of every layered run whose foreground draws a disk, whether the objective or
 the optimisation is at fault (`moved_disk`): the loss with the disk moved into the background.
@@ -33,11 +37,32 @@ from fgbg.targets import ALL, PASS, TARGETS, format_count, pass_counts, run_verd
 from fgbg.training import StoppingRule
 
 
-def long_table(results, models=None) -> pd.DataFrame:
+def long_table(results, models=None, starts=None) -> pd.DataFrame:
     """Per-run values (scenario, model, seed, stratum, metric, value) of the evaluated runs
-    (fgbg.readme_results.per_run), cut to `models`."""
+    (fgbg.readme_results.per_run), cut to `models`; with `starts`, plus those of
+    `kept_name(starts)`."""
     long = per_run(Path(results))
+    if starts:
+        kept = kept_starts(results, starts)
+        chosen = long.merge(kept, on=["scenario", "seed", "model"])
+        long = pd.concat([long, chosen.assign(model=kept_name(starts)).drop(columns="val_loss")])
     return long if models is None else long[long["model"].isin(models)]
+
+
+def kept_name(starts) -> str:
+    return f"{starts[0]}_best_of_{len(starts)}"
+
+
+def kept_starts(results, starts) -> pd.DataFrame:
+    """The rule of `training.starts`, replayed on model entries that are one setting from
+    different initialisations (`training.restart`): per (scenario, seed), the entry whose
+    kept epoch has the lowest validation loss (scenario, seed, model, val_loss)."""
+    runs = history_table(results, starts)
+    runs = runs[runs["model"].isin(starts)].dropna(subset=["val_loss"])
+    complete = runs.groupby(["scenario", "seed"])["model"].transform("size") == len(starts)
+    best = runs[complete].sort_values("val_loss", kind="stable").groupby(["scenario", "seed"])
+    kept = best.head(1).sort_values(["scenario", "seed"])
+    return kept[["scenario", "seed", "model", "val_loss"]].reset_index(drop=True)
 
 
 def training_facts(results, scenario, model, seed) -> dict:
@@ -115,15 +140,19 @@ def replay_rules(results, rules, models=None) -> pd.DataFrame:
     )
 
 
-def run_table(results, models=None) -> pd.DataFrame:
-    long = long_table(results, models)
+def run_table(results, models=None, starts=None) -> pd.DataFrame:
+    long = long_table(results, models, starts)
     verdicts = run_verdicts(long)
+    kept = {} if not starts else {
+        (r.scenario, r.seed): r.model for r in kept_starts(results, starts).itertuples()
+    }  # fmt: skip
     rows = []
     for (scenario, model, seed), group in verdicts.groupby(
         ["scenario", "model", "seed"], sort=False
     ):
         row = {"scenario": scenario, "model": model, "seed": seed}
-        row |= training_facts(results, scenario, model, seed)
+        source = kept[scenario, seed] if starts and model == kept_name(starts) else model
+        row |= training_facts(results, scenario, source, seed)
         for target in TARGETS:
             value = group.loc[group["target"] == target.label, "value"]
             row[f"{target.metric} {target.stratum}"] = value.iloc[0] if len(value) else None
@@ -132,8 +161,8 @@ def run_table(results, models=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def count_table(results, models=None) -> pd.DataFrame:
-    counts = pass_counts(long_table(results, models))
+def count_table(results, models=None, starts=None) -> pd.DataFrame:
+    counts = pass_counts(long_table(results, models, starts))
     counts = counts[counts["target"] == ALL]
     return pd.DataFrame(
         {
@@ -217,8 +246,16 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--moved", action="store_true", help="the loss of layered runs with a disk in f, moved to b"
     )
+    parser.add_argument(
+        "--starts",
+        help="model entries that are one setting from other initialisations (training.restart"
+        " 0, 1, ...): adds NAME_best_of_K, the entry with the lowest validation loss per run",
+    )
     args = parser.parse_args(argv)
+    starts = args.starts.split(",") if args.starts else None
     models = args.models.split(",") if args.models else None
+    if models and starts:
+        models.append(kept_name(starts))
     if args.moved:
         print(markdown_table(moved_disk_table(args.results, models).round(3)))
         return
@@ -229,7 +266,8 @@ def main(argv=None) -> None:
     if args.histories:
         print(markdown_table(history_table(args.results, models).round(2)))
         return
-    runs, counts = run_table(args.results, models).round(3), count_table(args.results, models)
+    runs = run_table(args.results, models, starts).round(3)
+    counts = count_table(args.results, models, starts)
     if args.markdown:
         print(markdown_table(runs) + "\n\n" + markdown_table(counts))
         return

@@ -38,9 +38,9 @@ def rule_times(results) -> pd.DataFrame:
 
 
 def training_times(results) -> pd.DataFrame:
-    """One row per model name: runs, epochs trained (min, max), CPU s per job from its
-    benchmark (mean, min, max) and per epoch, and the wall seconds of the training function
-    itself (run.json; no start-up)."""
+    """One row per model name: runs, epochs trained (min, max; the kept start's), CPU s
+    per job from its benchmark (mean, min, max) and per epoch (over every start's epochs),
+    and the wall seconds of the training function itself (run.json; no start-up)."""
     rows = []
     for run_json in sorted(Path(results, "models").glob("*/*/seed*/run.json")):
         scenario, model, seed = run_json.parts[-4:-1]
@@ -49,10 +49,11 @@ def training_times(results) -> pd.DataFrame:
         cpu = pd.read_csv(bench, sep="\t")["cpu_time"].iloc[-1] if bench.exists() else float("nan")
         epochs = run.get("epochs_trained", run["training"]["epochs"])
         rows.append(
-            {"model": model, "epochs": epochs, "cpu_s": cpu, "train_s": run["wall_seconds"]}
-        )
-    frame = pd.DataFrame(rows, columns=["model", "epochs", "cpu_s", "train_s"])
-    frame["cpu_s_per_epoch"] = frame["cpu_s"] / frame["epochs"]
+            {"model": model, "epochs": epochs, "cpu_s": cpu, "train_s": run["wall_seconds"],
+             "all_epochs": run.get("epochs_trained_all_starts", epochs)}
+        )  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["model", "epochs", "cpu_s", "train_s", "all_epochs"])
+    frame["cpu_s_per_epoch"] = frame["cpu_s"] / frame["all_epochs"]
     return (
         frame.groupby("model", sort=False)
         .agg(

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import platform
+import shutil
 import socket
 import time
 import zlib
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fgbg.config import schema_defaults
+from fgbg.config import RESTART_SEED_STEP, schema_defaults
 from fgbg.logs import JobError
 from fgbg.models import build_model, resolve_config
 from fgbg.tables import atomic_write, versions, write_json, write_text
@@ -355,6 +356,52 @@ def train(
     checkpoint_path.unlink(missing_ok=True)
     log.info("wrote %s in %.1f s", out_dir, run["wall_seconds"])
     return history
+
+
+def train_starts(images, model_config, training_config, seed, out_dir, val_images=None, **kw):
+    """`train`, from `training.starts` initialisations (seeds seed + 1000 j, each into
+    out_dir/start{j}/): the one whose kept (best) epoch has the lowest validation loss is
+    copied into out_dir, and its run.json lists every start. A rule fixed in advance that
+    reads no labels: a start that lost cells or drew a disk explains the images worse
+    (docs/models.md, round 15). With one start this is `train`. Returns the kept history."""
+    starts = training_config.get("starts", 1)
+    if starts == 1:
+        return train(images, model_config, training_config, seed, out_dir, val_images, **kw)
+    if val_images is None:
+        raise ValueError("training.starts > 1 needs validation images to choose a start")
+    out_dir = Path(out_dir)
+    summaries, histories = [], []
+    for j in range(starts):
+        start_seed = seed + RESTART_SEED_STEP * j
+        history = train(
+            images, model_config, training_config, start_seed, out_dir / f"start{j}",
+            val_images, **kw,
+        )  # fmt: skip
+        histories.append(history)
+        run = json.loads((out_dir / f"start{j}" / "run.json").read_text())
+        kept = next(row for row in history if row["epoch"] == run["best_epoch"])
+        summaries.append(
+            {"start": j, "seed": start_seed, "val_loss": kept["val_loss"],
+             "best_epoch": run["best_epoch"], "epochs_trained": run["epochs_trained"],
+             "wall_seconds": run["wall_seconds"]}
+        )  # fmt: skip
+    chosen = min(summaries, key=lambda s: s["val_loss"])
+    source = out_dir / f"start{chosen['start']}"
+    for name in ("model.pt", "history.csv"):
+        atomic_write(out_dir / name, lambda tmp, name=name: shutil.copyfile(source / name, tmp))
+    run = json.loads((source / "run.json").read_text())
+    run |= {
+        "starts": summaries,
+        "kept_start": chosen["start"],
+        "epochs_trained_all_starts": sum(s["epochs_trained"] for s in summaries),
+        "wall_seconds": round(sum(s["wall_seconds"] for s in summaries), 3),
+    }
+    write_json(run, out_dir / "run.json")
+    (kw.get("log") or logging.getLogger("fgbg.training")).info(
+        "kept start %d of %d (validation losses %s)", chosen["start"], starts,
+        ", ".join(f"{s['val_loss']:.2f}" for s in summaries),
+    )  # fmt: skip
+    return histories[chosen["start"]]
 
 
 def _read_checkpoint(path: Path, device, log) -> dict | None:

@@ -11,7 +11,7 @@ from pathlib import Path  # noqa: E402
 
 from fgbg.logs import log_to_file  # noqa: E402
 from fgbg.store import open_split  # noqa: E402
-from fgbg.training import resolve_device, train  # noqa: E402
+from fgbg.training import resolve_device, train_starts  # noqa: E402
 
 log_to_file(snakemake.log[0])
 log = logging.getLogger("train")
@@ -25,7 +25,7 @@ images = {split: open_split(snakemake.input[split])["images"].values for split i
 log.info(
     "%s %s seed %s", snakemake.wildcards.scenario, snakemake.wildcards.model, snakemake.params.seed
 )
-train(
+train_starts(
     images["train"],
     snakemake.params.model,
     snakemake.params.training,
