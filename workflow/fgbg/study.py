@@ -44,7 +44,9 @@ def long_table(results, models=None, starts=None) -> pd.DataFrame:
     long = per_run(Path(results))
     if starts:
         kept = kept_starts(results, starts)
-        chosen = long.merge(kept, on=["scenario", "seed", "model"])
+        chosen = long.merge(kept, on=["scenario", "seed", "model"]).sort_values(
+            ["scenario", "seed"], kind="stable"
+        )
         long = pd.concat([long, chosen.assign(model=kept_name(starts)).drop(columns="val_loss")])
     return long if models is None else long[long["model"].isin(models)]
 
