@@ -370,7 +370,7 @@ def train_starts(images, model_config, training_config, seed, out_dir, val_image
     if val_images is None:
         raise ValueError("training.starts > 1 needs validation images to choose a start")
     out_dir = Path(out_dir)
-    summaries, histories = [], []
+    summaries, histories, runs = [], [], []
     for j in range(starts):
         start_seed = seed + RESTART_SEED_STEP * j
         history = train(
@@ -379,6 +379,7 @@ def train_starts(images, model_config, training_config, seed, out_dir, val_image
         )  # fmt: skip
         histories.append(history)
         run = json.loads((out_dir / f"start{j}" / "run.json").read_text())
+        runs.append(run)
         kept = next(row for row in history if row["epoch"] == run["best_epoch"])
         summaries.append(
             {"start": j, "seed": start_seed, "val_loss": kept["val_loss"],
@@ -389,8 +390,7 @@ def train_starts(images, model_config, training_config, seed, out_dir, val_image
     source = out_dir / f"start{chosen['start']}"
     for name in ("model.pt", "history.csv"):
         atomic_write(out_dir / name, lambda tmp, name=name: shutil.copyfile(source / name, tmp))
-    run = json.loads((source / "run.json").read_text())
-    run |= {
+    run = runs[chosen["start"]] | {
         "starts": summaries,
         "kept_start": chosen["start"],
         "epochs_trained_all_starts": sum(s["epochs_trained"] for s in summaries),
