@@ -2,15 +2,11 @@
 
 import json
 
-import numpy as np
 import pandas as pd
-import torch
-from fgbg.models import build_model
 from fgbg.study import (
     count_table,
     history_table,
     kept_starts,
-    moved_disk,
     replay_rules,
     run_table,
 )
@@ -96,26 +92,3 @@ def test_replayed_rules_stop_in_a_plateau_and_show_the_gap(tmp_path):
     short, long = table.loc["patience 3, 0.01"], table.loc["patience 6, 0.01"]
     assert short["epochs_max"] == 9 and short["gap_pct_max"] == 10.0  # decay in epochs 7-9
     assert long["epochs_max"] == 10 and long["gap_pct_max"] == 0.0
-
-
-def _layers_drawing(model, f, b):
-    """`model` with its decoder replaced by fixed layer probabilities (N, 1, H, W)."""
-    model.decode = lambda latents: {"foreground": torch.logit(f), "background": torch.logit(b)}
-    return model
-
-
-def test_moved_disk_tells_objective_from_optimisation():
-    rng = np.random.default_rng(0)
-    images = (rng.random((40, 12, 12)) < 0.84).astype(np.uint8)  # a noisy "disk" everywhere
-    on, region = np.ones(40, bool), np.ones((12, 12), bool)
-    x = torch.as_tensor(images, dtype=torch.float32).unsqueeze(1)
-    empty = torch.full_like(x, 1e-4)
-    config = {"type": "layered", "fg_kernel": 3, "bg_pool": 3, "bg_grid": 4}
-    # f draws the disk flat: the background draws it as well and the pixel penalty is saved
-    flat = _layers_drawing(build_model(config, 12, 12), torch.full_like(x, 0.84), empty)
-    check = moved_disk(flat, images, on, region)
-    assert check["f_on_disk"] > 0.8 and check["change"] < -0.05 * 0.8 * 144
-    # f draws every pixel of the disk's noise: moving it costs the noise's entropy, and the
-    # objective, not the optimisation, keeps the disk in f
-    noise = _layers_drawing(build_model(config, 12, 12), x.clamp(1e-3, 1 - 1e-3), empty)
-    assert moved_disk(noise, images, on, region)["change"] > 30

@@ -30,7 +30,7 @@ from fgbg.metrics.separation import separation_table
 BACKGROUND_LATENT = "z2"
 
 
-def _batches(images: np.ndarray, batch_size: int):
+def image_batches(images: np.ndarray, batch_size: int):
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start : start + batch_size], dtype=np.float32)
         yield torch.as_tensor(batch).unsqueeze(1)
@@ -49,7 +49,7 @@ def model_outputs(model, images, likelihood="bernoulli", batch_size=250, train_i
     parts: dict[str, list] = {"foreground": [], "foreground_z2_off": []}
     codes: dict[str, list] = {}
     background, target = [], []
-    for x in _batches(images, batch_size):
+    for x in image_batches(images, batch_size):
         for name, (mu, _logvar) in model.encode(x).items():
             codes.setdefault(name, []).append(mu.reshape(len(mu), -1).numpy())
         parts["foreground"].append(model.foreground_layer(x)[:, 0].numpy())
@@ -65,9 +65,10 @@ def model_outputs(model, images, likelihood="bernoulli", batch_size=250, train_i
     if background:
         out["background"], out["target"] = np.concatenate(background), np.concatenate(target)
         if train_images is not None:
-            g_train = np.concatenate(
-                [model.background_target(x)[:, 0].numpy() for x in _batches(train_images, 1000)]
-            )
+            g_train = [
+                model.background_target(x)[:, 0].numpy() for x in image_batches(train_images, 1000)
+            ]
+            g_train = np.concatenate(g_train)
             out["constant"] = np.broadcast_to(np.median(g_train, axis=0), out["target"].shape)
     return out
 

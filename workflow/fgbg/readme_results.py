@@ -85,9 +85,15 @@ def per_run(results: Path) -> pd.DataFrame:
         (path.parts[-4], path.parts[-3], path.parts[-2][4:], path.parent)
         for path in sorted(results.glob("eval/*/*/seed*/rates.csv"))
     ]
-    keys = ["scenario", "model", "seed", "stratum"]
     rates = read_runs([(*run[:3], run[3] / "rates.csv") for run in runs])
     separation = read_runs([(*run[:3], run[3] / "separation.csv") for run in runs])
+    return long_values(rates, separation)
+
+
+def long_values(rates: pd.DataFrame, separation: pd.DataFrame) -> pd.DataFrame:
+    """Rates and separation tables with scenario, model and seed columns, as one long table
+    (scenario, model, seed, stratum, metric, value): a separation region is a stratum."""
+    keys = ["scenario", "model", "seed", "stratum"]
     separation = separation.rename(columns={"region": "stratum"})[[*keys, "metric", "value"]]
     return pd.concat([rates.melt(id_vars=keys, var_name="metric"), separation], ignore_index=True)
 

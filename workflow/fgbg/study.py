@@ -3,7 +3,8 @@
 
     python -m fgbg.study RESULTS [--models a,b] [--markdown]
     python -m fgbg.study RESULTS --replay 3:0.01,5:0.005 [--models a,b]
-    python -m fgbg.study RESULTS --moved [--models a,b]
+    python -m fgbg.study RESULTS --moved | --filled [--models a,b]
+    python -m fgbg.study RESULTS --inference [--starts a,a_r1] [--models a,a_r1]
     python -m fgbg.study RESULTS --starts a,a_r1 [--models a,a_r1] [--markdown]
 
 One row per (scenario, model, seed): the epochs trained, the best validation loss, the
@@ -21,7 +22,12 @@ schedule's best (the decay's own gain left out, so the gap is an upper bound).
 is, per run, the entry whose kept epoch has the lowest validation loss.
 
 `--moved` asks, of every layered run whose foreground draws a disk, whether the objective or
-the optimisation is at fault (`moved_disk`): the loss with the disk moved into the background.
+the optimisation is at fault: the loss with the disk moved into the background. `--filled`
+asks the same of every active cell with one off pixel under a disk that the model leaves
+undrawn: the loss with the posterior of the image with the hole filled. `--inference` reads
+the same trained weights' foreground other ways (without the refinement steps, E_q[f], steps
+from the prior) and counts the runs meeting every target. These diagnostics use the labels
+and live in fgbg.layered_checks.
 """
 
 from __future__ import annotations
@@ -164,7 +170,12 @@ def run_table(results, models=None, starts=None) -> pd.DataFrame:
 
 
 def count_table(results, models=None, starts=None) -> pd.DataFrame:
-    counts = pass_counts(long_table(results, models, starts))
+    return _counts(long_table(results, models, starts))
+
+
+def _counts(long: pd.DataFrame) -> pd.DataFrame:
+    """Per (scenario, model): the runs meeting every target, k of n with the interval."""
+    counts = pass_counts(long)
     counts = counts[counts["target"] == ALL]
     return pd.DataFrame(
         {
@@ -178,60 +189,32 @@ def count_table(results, models=None, starts=None) -> pd.DataFrame:
     )
 
 
-def moved_disk(model, images, on, region) -> dict:
-    """The layered objective on the images where a disk is on (`on`, (N,) bool), as trained
-    and with the disk moved into the background: f off and b at the disk's observed on-rate
-    over `region`, the disk's pixels that no cell covers (H, W). A diagnostic that uses the
-    labels. Posterior means; f's KL is kept, so the moved loss is an upper bound. A moved
-    loss below the trained one says the objective prefers the disk in the background and the
-    optimisation left it in f."""
-    import torch
+def inference_tables(results, models=None, starts=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The layered runs' validation images with f read each way of
+    fgbg.layered_checks.inference_foregrounds (a model name "NAME WAY"): the runs passing
+    per scenario, and per model and way over every scenario with each target's worst run."""
+    from fgbg.layered_checks import inference_long
 
-    x = torch.as_tensor(images[on], dtype=torch.float32).unsqueeze(1)
-    mask = torch.as_tensor(region, dtype=torch.bool).expand_as(x)
-    rate = x[mask].mean().clamp(1e-3, 1 - 1e-3)
-    with torch.no_grad():
-        posteriors = model.encode(x)
-        out = model.decode({name: mu for name, (mu, _logvar) in posteriors.items()})
-        f_logits, b_logits = out["foreground"], out["background"]
-        trained = model.objective(x, f_logits, b_logits, posteriors)["loss"].item()
-        moved = model.objective(
-            x,
-            torch.where(mask, torch.full_like(f_logits, -30.0), f_logits),
-            torch.where(mask, torch.logit(rate).expand_as(b_logits), b_logits),
-            posteriors,
-        )["loss"].item()
-        f_on_disk = torch.sigmoid(f_logits)[mask].mean().item()
-    return {"f_on_disk": f_on_disk, "loss": trained, "loss_moved": moved,
-            "change": moved - trained, "on_rate": rate.item()}  # fmt: skip
-
-
-def moved_disk_table(results, models=None, min_f=0.5) -> pd.DataFrame:
-    """`moved_disk` on the validation images of every layered run (per disk) whose mean f
-    over an active disk's cell-free pixels exceeds `min_f`: a disk in the foreground."""
-    from fgbg.store import open_split
-    from fgbg.training import load_trained
-
-    rows = []
-    for path in sorted(Path(results, "models").glob("*/*/seed*/model.pt")):
-        scenario, model_name, seed = path.parts[-4], path.parts[-3], int(path.parts[-2][4:])
-        if models is not None and model_name not in models:
-            continue
-        model, config = load_trained(path)
-        if config["type"] != "layered":
-            continue
-        data = Path(results, "data", scenario)
-        replicate = f"seed{seed}" if (data / f"seed{seed}").exists() else "shared"
-        split = open_split(data / replicate / "val.zarr")
-        images, cells = split["images"].values, split["cell_mask"].values.any(0)
-        active = split["disk_active"].values.astype(bool)  # read once, not once per disk
-        for disk, disk_mask in enumerate(split["disk_mask"].values.astype(bool)):
-            on = active[:, disk]
-            check = moved_disk(model, images, on, disk_mask & ~cells)
-            if check["f_on_disk"] > min_f:
-                rows.append({"scenario": scenario, "model": model_name, "seed": seed,
-                             "disk": disk, "images": int(on.sum()), **check})  # fmt: skip
-    return pd.DataFrame(rows)
+    long = inference_long(results, models)
+    if starts:
+        kept = kept_starts(results, starts)[["scenario", "seed", "model"]]
+        chosen = long.merge(kept, on=["scenario", "seed", "model"]).assign(model=kept_name(starts))
+        long = pd.concat([long, chosen], ignore_index=True)
+    long["model"] = long["model"] + " " + long["inference"]
+    long = long.drop(columns="inference")
+    per_scenario = _counts(long)
+    verdicts = run_verdicts(long.assign(scenario="all"))
+    pooled = []
+    for model, group in verdicts.groupby("model", sort=False):
+        runs = group[group["target"] == ALL]
+        k = int((runs["verdict"] == PASS).sum())
+        row = {"model": model, "runs passing": f"{k} of {len(runs)}"}
+        for target in TARGETS:
+            values = group.loc[group["target"] == target.label, "value"]
+            worst = values.min() if target.side == ">=" else values.max()
+            row[f"worst {target.metric} {target.stratum}"] = round(worst, 4)
+        pooled.append(row)
+    return per_scenario, pd.DataFrame(pooled)
 
 
 def main(argv=None) -> None:
@@ -249,6 +232,16 @@ def main(argv=None) -> None:
         "--moved", action="store_true", help="the loss of layered runs with a disk in f, moved to b"
     )
     parser.add_argument(
+        "--inference",
+        action="store_true",
+        help="pass counts of layered runs with f read other ways (fgbg.layered_checks)",
+    )
+    parser.add_argument(
+        "--filled",
+        action="store_true",
+        help="the loss of undrawn one-hole active cells under a disk, with the hole filled",
+    )
+    parser.add_argument(
         "--starts",
         help="model entries that are one setting from other initialisations (training.restart"
         " 0, 1, ...): adds NAME_best_of_K, the entry with the lowest validation loss per run",
@@ -258,8 +251,15 @@ def main(argv=None) -> None:
     models = args.models.split(",") if args.models else None
     if models and starts:
         models.append(kept_name(starts))
-    if args.moved:
-        print(markdown_table(moved_disk_table(args.results, models).round(3)))
+    if args.moved or args.filled:
+        from fgbg.layered_checks import filled_hole_table, moved_disk_table
+
+        table = (moved_disk_table if args.moved else filled_hole_table)(args.results, models)
+        print(markdown_table(table.round(3)))
+        return
+    if args.inference:
+        per_scenario, pooled = inference_tables(args.results, models, starts)
+        print(markdown_table(per_scenario) + "\n\n" + markdown_table(pooled))
         return
     if args.replay:
         rules = [(int(p), float(m)) for p, m in (r.split(":") for r in args.replay.split(","))]
