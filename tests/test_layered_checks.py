@@ -1,5 +1,7 @@
 """fgbg.layered_checks: diagnostics of trained layered runs, and the study's table of them."""
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -128,19 +130,21 @@ def test_inference_tables_count_the_kept_start_per_way(tmp_path, monkeypatch):
     rows = []
     for model, loss, refined, encoder in [("m", 2.0, bad, GOOD), ("m_r1", 1.0, GOOD, bad)]:
         write_run(tmp_path, model, 0, GOOD, 0.01, best_loss=loss)
+        shutil.copytree(tmp_path / f"models/x90/{model}", tmp_path / f"models/x50/{model}")
         for way, rates in [("refined", refined), ("encoder", encoder)]:
-            for stratum in ("inside_bg_on", "outside", "inside_bg_off"):
-                rows += [("x90", model, 0, stratum, m, v, way) for m, v in rates.items()]
-            rows += [("x90", model, 0, "active_disks", m, 0.01, way)
-                     for m in ("leakage", "leakage_ratio")]  # fmt: skip
+            for scenario in ("x90", "x50"):  # the same seed in two scenarios: two runs
+                for stratum in ("inside_bg_on", "outside", "inside_bg_off"):
+                    rows += [(scenario, model, 0, stratum, m, v, way) for m, v in rates.items()]
+                rows += [(scenario, model, 0, "active_disks", m, 0.01, way)
+                         for m in ("leakage", "leakage_ratio")]  # fmt: skip
     long = pd.DataFrame(
         rows, columns=["scenario", "model", "seed", "stratum", "metric", "value", "inference"]
     )
     monkeypatch.setattr(layered_checks, "inference_long", lambda results, models: long)
     per_scenario, pooled = inference_tables(tmp_path, starts=["m", "m_r1"])
     passing = pooled.set_index("model")["runs passing"]
-    assert passing["m_best_of_2 refined"] == "1 of 1"  # m_r1 is kept: its lower loss
-    assert passing["m_best_of_2 encoder"] == "0 of 1"
-    assert passing["m refined"] == "0 of 1"
+    assert passing["m_best_of_2 refined"] == "2 of 2"  # m_r1 is kept: its lower loss
+    assert passing["m_best_of_2 encoder"] == "0 of 2"
+    assert passing["m refined"] == "0 of 2"
     assert pooled.set_index("model").loc["m refined", "worst auroc inside_bg_on"] == 0.99
-    assert len(per_scenario) == len(pooled) == 6
+    assert len(per_scenario) == 2 * len(pooled) == 12

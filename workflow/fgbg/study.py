@@ -203,7 +203,7 @@ def inference_tables(results, models=None, starts=None) -> tuple[pd.DataFrame, p
     long["model"] = long["model"] + " " + long["inference"]
     long = long.drop(columns="inference")
     per_scenario = _counts(long)
-    verdicts = run_verdicts(long.assign(scenario="all"))
+    verdicts = run_verdicts(long)  # per scenario's runs, then pooled per model and way
     pooled = []
     for model, group in verdicts.groupby("model", sort=False):
         runs = group[group["target"] == ALL]
