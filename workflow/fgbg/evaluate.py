@@ -65,10 +65,8 @@ def model_outputs(model, images, likelihood="bernoulli", batch_size=250, train_i
     if background:
         out["background"], out["target"] = np.concatenate(background), np.concatenate(target)
         if train_images is not None:
-            g_train = [
-                model.background_target(x)[:, 0].numpy() for x in image_batches(train_images, 1000)
-            ]
-            g_train = np.concatenate(g_train)
+            batches = image_batches(train_images, 1000)
+            g_train = np.concatenate([model.background_target(x)[:, 0].numpy() for x in batches])
             out["constant"] = np.broadcast_to(np.median(g_train, axis=0), out["target"].shape)
     return out
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fgbg.evaluate import evaluate, image_batches
+from fgbg.evaluate import evaluate, image_batches, model_outputs
 from fgbg.models.base import reparameterise
 from fgbg.readme_results import long_values
 from fgbg.store import open_split
@@ -170,10 +170,7 @@ def filled_hole_table(results, models=None, max_f=0.5) -> pd.DataFrame:
     for scenario, model_name, seed, model, split in layered_runs(results, models):
         split = split.load()
         images, masks = split["images"].values, split["cell_mask"].values.astype(bool)
-        with torch.no_grad():  # the evaluation's output: f at the refined means
-            f = np.concatenate(
-                [model.foreground_layer(x)[:, 0].numpy() for x in image_batches(images, 250)]
-            )
+        f = model_outputs(model, images)["foreground"]  # what the evaluation scores
         cells = evaluate({"foreground": f}, split, 0.5)["cells"]
         holes = np.stack([(1 - images[:, mask]).sum(1) for mask in masks], 1)
         cells["holes"] = holes[cells["sample"], cells["cell"]]
