@@ -302,3 +302,82 @@ def test_a_model_file_from_before_a_key_existed_loads_as_it_was_trained(tmp_path
     torch.testing.assert_close(loaded.foreground_layer(x), model.eval().foreground_layer(x))
     with pytest.raises(RuntimeError):  # read with today's defaults, the weights do not fit
         build_model({"type": "layered", **stored}, 12, 12).load_state_dict(model.state_dict())
+
+
+def _forced_gate_score(model, x, means, place, gate_logit):
+    """log p(x | f, b) - fg_pixel_penalty sum f per image with place `place`'s gate logit set
+    to `gate_logit`, the other gates as decoded: the objective's terms that the gate moves."""
+    z = means["z_fg"].view(-1, model.config["patch_latent"], *model.grid)
+    gates = model.fg_decoder(z).clone()
+    gates.view(len(x), -1)[:, place] = gate_logit
+    f_logits = model._place_painting(gates)
+    b_logits = model.background_logits(means["z_bg"])
+    pixels = torch.sigmoid(f_logits).flatten(1).sum(1)
+    return (
+        noisy_or_log_likelihood(f_logits, b_logits, x) - model.config["fg_pixel_penalty"] * pixels
+    )
+
+
+def test_place_evidence_is_the_objectives_difference_with_the_template_on_and_off():
+    torch.manual_seed(0)
+    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3, "fg_painter": "place"}
+    model = build_model({**config, "fg_readout": "presence"}, 12, 12).eval()
+    with torch.no_grad():
+        model.fg_templates.normal_(0, 0.3)  # templates that differ pixel by pixel
+        x = torch.as_tensor(_band_and_cells()[:4], dtype=torch.float32).unsqueeze(1)
+        means = {name: mu for name, (mu, _lv) in model.encode(x).items()}
+        evidence, gates, _log_t = model.place_evidence(x, means)
+        assert evidence.shape == gates.shape == (4, 16)
+        for place in (0, 5, 15):  # a corner (its window clipped), the middle, the far corner
+            expected = _forced_gate_score(model, x, means, place, 40.0) - _forced_gate_score(
+                model, x, means, place, -40.0
+            )
+            torch.testing.assert_close(evidence[:, place], expected, rtol=1e-4, atol=2e-3)
+
+
+def test_presence_readout_follows_the_rate_and_the_evidence():
+    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3, "fg_painter": "place"}
+    model = build_model({**config, "fg_readout": "presence"}, 12, 12).eval()
+    x = torch.as_tensor(_band_and_cells()[:8], dtype=torch.float32).unsqueeze(1)
+    # place (1, 1), pixels 3-5 x 3-5, lies inside the windows of (0..2, 0..2): with every
+    # template 1 its f is 1 - prod (1 - P_p) over those nine places
+    neighbours = [r * 4 + c for r in range(3) for c in range(3)]
+    f = {}
+    with torch.no_grad():
+        model.fg_templates.fill_(3.0)  # every template on over its whole window
+        means = {name: mu for name, (mu, _lv) in model.encode(x).items()}
+        evidence = model.place_evidence(x, means)[0]
+        for rate in (1e-4, 0.5):  # a place seldom used, and an even prior
+            model.place_rate.fill_(rate)
+            f[rate] = model.presence_foreground(x, means)[:, 0]
+            presence = torch.sigmoid(math.log(rate / (1 - rate)) + evidence[:, neighbours])
+            torch.testing.assert_close(
+                f[rate][:, 4, 4], 1 - (1 - presence).prod(1), atol=1e-5, rtol=1e-4
+            )
+    assert (f[1e-4] <= f[0.5] + 1e-6).all() and (f[1e-4] < f[0.5] - 0.1).any()
+
+
+def test_training_fits_the_place_rates_and_older_files_read_the_means(tmp_path):
+    torch.set_num_threads(1)
+    config = {**LAYERED, "fg_kernel": 3, "bg_pool": 3, "bg_grid": 4, "fg_painter": "place",
+              "fg_refine_steps": 5, "fg_readout": "presence"}  # fmt: skip
+    training = {"epochs": 2, "batch_size": 32, "learning_rate": 3e-3, "device": "cpu"}
+    images = _band_and_cells(64)
+    train(images, config, training, seed=0, out_dir=tmp_path, val_images=images[:32])
+    model, resolved = load_trained(tmp_path / "model.pt")
+    assert resolved["fg_readout"] == "presence"
+    x = torch.as_tensor(images, dtype=torch.float32).unsqueeze(1)
+    with torch.no_grad():
+        means = {n: mu for n, (mu, _lv) in model.refine(x, model.encode(x)).items()}
+        gates = model.place_evidence(x, means)[1]
+    torch.testing.assert_close(model.place_rate, gates.mean(0).clamp(1e-4, 1 - 1e-4))
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    del state["model_config"]["fg_readout"], state["state_dict"]["place_rate"]
+    torch.save(state, tmp_path / "old.pt")  # a file from before the key: the means, as trained
+    old, old_config = load_trained(tmp_path / "old.pt")
+    assert old_config["fg_readout"] == "means" and not hasattr(old, "place_rate")
+
+
+def test_presence_readout_needs_the_place_painter():
+    with pytest.raises(ValueError, match="fg_readout: presence needs fg_painter: place"):
+        build_model({**LAYERED, "fg_painter": "shared", "fg_readout": "presence"}, 12, 12)

@@ -70,6 +70,26 @@ def test_inference_ways_read_the_same_weights_as_named():
     assert not np.allclose(moved["encoder"], ways["encoder"])
 
 
+def test_the_presence_way_is_a_presence_run_of_the_same_weights():
+    torch.manual_seed(0)
+    config = {**SMALL, "fg_refine_steps": 3, "fg_painter": "place"}
+    model = build_model(config, 12, 12).eval()
+    images, train_images = _images(), _images(n=16, seed=1)
+    assert "presence" not in inference_foregrounds(model, images, samples=2)  # no rates to fit
+    ways = inference_foregrounds(model, images, samples=2, train_images=train_images)
+    as_trained = build_model({**config, "fg_readout": "presence"}, 12, 12)
+    as_trained.load_state_dict(model.state_dict(), strict=False)  # place_rate stays 0.5
+    x = torch.as_tensor(images, dtype=torch.float32).unsqueeze(1)
+    with torch.no_grad():
+        unfitted = as_trained.eval().foreground_layer(x)[:, 0].numpy()
+        as_trained.fit_after_training(torch.as_tensor(train_images).unsqueeze(1))
+        fitted = as_trained.foreground_layer(x)[:, 0].numpy()
+    np.testing.assert_array_equal(ways["presence"], fitted)  # the rates fitted as training does
+    assert not np.allclose(fitted, unfitted)
+    assert not np.allclose(ways["presence"], ways["refined"])
+    assert not hasattr(model, "place_rate")  # the run itself is left as it was
+
+
 @pytest.mark.parametrize(("logvar", "differs"), [(-40.0, False), (2.0, True)])
 def test_expected_f_is_the_mean_over_the_posterior(logvar, differs):
     torch.manual_seed(0)

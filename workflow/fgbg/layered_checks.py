@@ -4,13 +4,15 @@ they are never part of a run's evaluation, only of a study's reading of it
 
 - `moved_disk`: where f draws a disk, is the objective or the optimisation at fault?
 - `inference_foregrounds`: other ways to read f from the same trained weights (without the
-  refinement steps, E_q[f] instead of f at the posterior means, steps from the place prior).
+  refinement steps, E_q[f] instead of f at the posterior means, steps from the place prior,
+  the presence readout).
 - `filled_hole`: where an active cell with one off pixel under a disk is left undrawn, is
   the objective or the optimisation at fault?
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from fgbg.readme_results import long_values
 from fgbg.store import open_split
 from fgbg.training import load_trained
 
-INFERENCE = ("refined", "encoder", "expected", "from_prior")
+INFERENCE = ("refined", "encoder", "expected", "from_prior", "presence")
 CHECK_SEED = 1  # the noise of E_q[f]'s draws
 
 
@@ -37,9 +39,19 @@ def layered_runs(results, models=None):
         model, config = load_trained(path)
         if config["type"] != "layered":
             continue
-        data = Path(results, "data", scenario)
-        replicate = f"seed{seed}" if (data / f"seed{seed}").exists() else "shared"
-        yield scenario, model_name, seed, model, open_split(data / replicate / "val.zarr")
+        yield (
+            scenario,
+            model_name,
+            seed,
+            model,
+            open_split(_replicate(results, scenario, seed) / "val.zarr"),
+        )
+
+
+def _replicate(results, scenario, seed) -> Path:
+    """The run's data folder: its seed's replicate, or the scenario's shared one."""
+    data = Path(results, "data", scenario)
+    return data / (f"seed{seed}" if (data / f"seed{seed}").exists() else "shared")
 
 
 def _threshold(results, scenario, model_name, seed) -> float:
@@ -94,13 +106,30 @@ def _f_at_means(model, posteriors):
     return torch.sigmoid(out["foreground"])[:, 0]
 
 
-def inference_foregrounds(model, images, samples=16, batch_size=250) -> dict[str, np.ndarray]:
-    """f (N, H, W) of the same trained weights read four ways (INFERENCE):
+def presence_model(model, train_images):
+    """A copy of a fg_readout means run read as fg_readout presence: its place rates fitted
+    on `train_images` (N, H, W), as training fits them; the weights are the run's."""
+    model = copy.deepcopy(model)
+    model.config = {**model.config, "fg_readout": "presence"}
+    model.register_buffer("place_rate", torch.full((model.fg_templates.shape[-1],), 0.5))
+    model.fit_after_training(torch.as_tensor(train_images).unsqueeze(1))
+    return model
+
+
+def inference_foregrounds(
+    model, images, samples=16, batch_size=250, train_images=None
+) -> dict[str, np.ndarray]:
+    """f (N, H, W) of the same trained weights read each way of INFERENCE:
     refined: at the posterior means after fg_refine_steps steps from the encoder's (what the
     evaluation scores); encoder: at the encoder's means, no steps; expected: E_q[f] under the
     refined posterior (`samples` draws of z_fg) instead of f at its means; from_prior: the
-    steps from the place prior's means (N(0, I)'s without it), the encoder's variances."""
+    steps from the place prior's means (N(0, I)'s without it), the encoder's variances;
+    presence: the fg_readout presence output, its rates fitted on `train_images` (only
+    given them and a place painter)."""
     parts: dict[str, list] = {name: [] for name in INFERENCE}
+    presence = None
+    if train_images is not None and model.config["fg_painter"] == "place":
+        presence = presence_model(model, train_images)
     generator = torch.Generator().manual_seed(CHECK_SEED)
     with torch.no_grad():
         for x in image_batches(images, batch_size):
@@ -120,7 +149,9 @@ def inference_foregrounds(model, images, samples=16, batch_size=250) -> dict[str
             parts["encoder"].append(_f_at_means(model, encoded))
             parts["expected"].append(torch.stack(draws).mean(0))
             parts["from_prior"].append(_f_at_means(model, from_prior))
-    return {name: torch.cat(values).numpy() for name, values in parts.items()}
+            if presence is not None:
+                parts["presence"].append(presence.foreground_layer(x)[:, 0])
+    return {name: torch.cat(values).numpy() for name, values in parts.items() if values}
 
 
 def inference_long(results, models=None) -> pd.DataFrame:
@@ -130,7 +161,9 @@ def inference_long(results, models=None) -> pd.DataFrame:
     for scenario, model_name, seed, model, split in layered_runs(results, models):
         split = split.load()
         threshold = _threshold(results, scenario, model_name, seed)
-        for way, foreground in inference_foregrounds(model, split["images"].values).items():
+        train = open_split(_replicate(results, scenario, seed) / "train.zarr")["images"].values
+        ways = inference_foregrounds(model, split["images"].values, train_images=train)
+        for way, foreground in ways.items():
             tables = evaluate({"foreground": foreground}, split, threshold)
             ids = {"scenario": scenario, "model": model_name, "seed": seed}
             rates, separation = tables["rates"].assign(**ids), tables["separation"].assign(**ids)

@@ -325,6 +325,8 @@ def train(
 
     model.load_state_dict(best_state)  # the best validation epoch's weights
     model.eval()
+    if hasattr(model, "fit_after_training"):  # e.g. an empirical-Bayes prior, from train_x
+        model.fit_after_training(train_x)
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _atomic_torch_save(
         {"state_dict": state_dict, "model_config": model_config, "height": height, "width": width},
@@ -416,7 +418,12 @@ def _read_checkpoint(path: Path, device, log) -> dict | None:
 
 # Keys added to a model type after model files were written, with the value their absence
 # meant: an older file is read as the model it was trained as, not as today's default.
-ADDED_LATER = {"layered": {"fg_place_prior": False, "fg_painter": "shared", "fg_refine_steps": 0}}
+ADDED_LATER = {
+    "layered": {
+        "fg_place_prior": False, "fg_painter": "shared", "fg_refine_steps": 0,
+        "fg_readout": "means",
+    }
+}  # fmt: skip
 
 
 def load_trained(path) -> tuple[torch.nn.Module, dict]:

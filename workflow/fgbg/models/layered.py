@@ -157,6 +157,10 @@ class LayeredVAE(nn.Module):
                 raise ValueError("fg_painter: place and fg_presence exclude each other")
             places = self.grid[0] * self.grid[1]
             self.fg_templates = nn.Parameter(torch.zeros(1, _template_window(k) ** 2, places))
+        if c["fg_readout"] == "presence":  # the prior rate per place (fit_place_rates)
+            if c["fg_painter"] != "place":
+                raise ValueError("fg_readout: presence needs fg_painter: place")
+            self.register_buffer("place_rate", torch.full((self.grid[0] * self.grid[1],), 0.5))
         if c["fg_refine_steps"] and c["fg_presence"]:
             raise ValueError("fg_refine_steps and fg_presence exclude each other")
         pooled = (height // c["bg_pool"]) * (width // c["bg_pool"])
@@ -314,6 +318,71 @@ class LayeredVAE(nn.Module):
         )  # fmt: skip
         return -_logit_of_product(log_not_f)
 
+    def place_evidence(self, x, means):
+        """(N, places): for each place p, with the others' gates g as decoded from `means`,
+        log p(x | s_p = 1) - log p(x | s_p = 0) - fg_pixel_penalty (sum f | s_p = 1 - sum f |
+        s_p = 0), where s_p = 1 paints p's template at full strength (g_p = 1) and s_p = 0
+        paints nothing there: the objective's own evidence, in nats, that a cell is at p.
+        Only p's window changes, so the difference is taken over it alone. Also returns the
+        gates (N, places) and the templates' log-probabilities (1, window^2, places)."""
+        k = self.config["fg_kernel"]
+        window, pad = _template_window(k), k // 2
+        z = means["z_fg"].view(-1, self.config["patch_latent"], *self.grid)
+        gate_logits = self._positioned(self.fg_decoder, z, "fg_decoder_position").flatten(2)
+        log_t = F.logsigmoid(TEMPLATE_SCALE * self.fg_templates)
+        log_not_gt = _log1m_exp((F.logsigmoid(gate_logits) + log_t).clamp_max(-1e-6))
+        log_not_f = F.fold(log_not_gt, (self.height, self.width), window, padding=pad, stride=k)
+
+        def windows(t):  # (N, 1, H, W) -> (N, window^2, places), zeros outside the image
+            return F.unfold(t, window, padding=pad, stride=k)
+
+        log_not_others = windows(log_not_f) - log_not_gt  # log(1 - f) without p's term
+        inside, on = windows(torch.ones_like(x)), windows(x)
+        rate_b = windows(F.softplus(self.background_logits(means["z_bg"])))
+
+        def score(log_not_f_p):  # per-pixel log p(x | f, b) - penalty * f
+            log_not_p = (log_not_f_p - rate_b).clamp_max(-1e-7)
+            ll = on * _log1m_exp(log_not_p) + (1 - on) * log_not_p
+            return ll - self.config["fg_pixel_penalty"] * -torch.expm1(log_not_f_p)
+
+        present = score(log_not_others + _log1m_exp(log_t.clamp_max(-1e-6)))
+        evidence = (inside * (present - score(log_not_others))).sum(1)
+        return evidence, torch.sigmoid(gate_logits[:, 0]), log_t
+
+    def presence_foreground(self, x, means):
+        """fg_readout presence: f = 1 - prod_p (1 - P_p t_p) (N, 1, H, W), P_p = sigmoid(logit
+        place_rate_p + place_evidence_p), the probability of a cell at p given the image and
+        the other places (one mean-field update of a binary presence per place), under the
+        prior rate place_rate (`fit_place_rates`). The gates at the posterior means say yes
+        or no; P says how sure the objective is, so an ambiguous window gets a score between."""
+        evidence, _gates, log_t = self.place_evidence(x, means)
+        log_p = F.logsigmoid(torch.logit(self.place_rate) + evidence).unsqueeze(1)
+        k = self.config["fg_kernel"]
+        log_not_f = F.fold(
+            _log1m_exp((log_p + log_t).clamp_max(-1e-6)), (self.height, self.width),
+            _template_window(k), padding=k // 2, stride=k,
+        )  # fmt: skip
+        return -torch.expm1(log_not_f)
+
+    def fit_after_training(self, images):
+        """Called once by training with the best epoch's weights and the training images."""
+        if self.config["fg_readout"] == "presence":
+            self.fit_place_rates(images)
+
+    @torch.no_grad()
+    def fit_place_rates(self, images, batch_size=250):
+        """fg_readout presence: place_rate = the mean gate per place over `images` (the
+        training images, (N, 1, H, W)) at their refined posterior means, clipped to
+        [1e-4, 1 - 1e-4]: the empirical-Bayes rate of a cell at each place, fitted once
+        after training. No labels."""
+        gates = []
+        for start in range(0, len(images), batch_size):
+            x = images[start : start + batch_size].float()
+            posteriors = self.refine(x, self.encode(x))
+            means = {name: mu for name, (mu, _logvar) in posteriors.items()}
+            gates.append(self.place_evidence(x, means)[1])
+        self.place_rate.copy_(torch.cat(gates).mean(0).clamp(1e-4, 1 - 1e-4))
+
     def refine(self, x, posteriors):
         """The posteriors with the foreground's refined by fg_refine_steps Adam steps on each
         image's own negative ELBO (one reparameterised sample per step, a fixed noise seed),
@@ -352,7 +421,10 @@ class LayeredVAE(nn.Module):
         posteriors = self.refine(x, self.encode(x))
         means = {name: mu for name, (mu, _logvar) in posteriors.items()}
         out = self.decode(means)
-        return torch.sigmoid(out["foreground"]), torch.sigmoid(out["background"])
+        f = torch.sigmoid(out["foreground"])
+        if self.config["fg_readout"] == "presence":
+            f = self.presence_foreground(x, means)
+        return f, torch.sigmoid(out["background"])
 
     def foreground_layer(self, x, switched_off=()):
         """f alone: what the evaluation scores (no latent to switch off)."""
