@@ -326,7 +326,8 @@ def test_place_evidence_is_the_objectives_difference_with_the_template_on_and_of
         model.fg_templates.normal_(0, 0.3)  # templates that differ pixel by pixel
         x = torch.as_tensor(_band_and_cells()[:4], dtype=torch.float32).unsqueeze(1)
         means = {name: mu for name, (mu, _lv) in model.encode(x).items()}
-        evidence, gates, _log_t = model.place_evidence(x, means)
+        evidence = model.place_evidence(x, means)
+        gates = torch.sigmoid(model._fg_decoded(means["z_fg"]).flatten(1))
         assert evidence.shape == gates.shape == (4, 16)
         for place in (0, 5, 15):  # a corner (its window clipped), the middle, the far corner
             expected = _forced_gate_score(model, x, means, place, 40.0) - _forced_gate_score(
@@ -346,7 +347,7 @@ def test_presence_readout_follows_the_rate_and_the_evidence():
     with torch.no_grad():
         model.fg_templates.fill_(3.0)  # every template on over its whole window
         means = {name: mu for name, (mu, _lv) in model.encode(x).items()}
-        evidence = model.place_evidence(x, means)[0]
+        evidence = model.place_evidence(x, means)
         for rate in (1e-4, 0.5):  # a place seldom used, and an even prior
             model.place_rate.fill_(rate)
             f[rate] = model.presence_foreground(x, means)[:, 0]
@@ -369,7 +370,7 @@ def test_training_fits_the_place_rates_and_older_files_read_the_means(tmp_path):
     x = torch.as_tensor(images, dtype=torch.float32).unsqueeze(1)
     with torch.no_grad():
         means = {n: mu for n, (mu, _lv) in model.refine(x, model.encode(x)).items()}
-        gates = model.place_evidence(x, means)[1]
+        gates = torch.sigmoid(model._fg_decoded(means["z_fg"]).flatten(1))
     torch.testing.assert_close(model.place_rate, gates.mean(0).clamp(1e-4, 1 - 1e-4))
     state = torch.load(tmp_path / "model.pt", weights_only=True)
     del state["model_config"]["fg_readout"], state["state_dict"]["place_rate"]

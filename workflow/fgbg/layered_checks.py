@@ -12,7 +12,6 @@ they are never part of a run's evaluation, only of a study's reading of it
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pandas as pd
 import torch
 
 from fgbg.evaluate import evaluate, image_batches, model_outputs
+from fgbg.models import build_model
 from fgbg.models.base import reparameterise
 from fgbg.readme_results import long_values
 from fgbg.store import open_split
@@ -39,13 +39,8 @@ def layered_runs(results, models=None):
         model, config = load_trained(path)
         if config["type"] != "layered":
             continue
-        yield (
-            scenario,
-            model_name,
-            seed,
-            model,
-            open_split(_replicate(results, scenario, seed) / "val.zarr"),
-        )
+        split = open_split(_replicate(results, scenario, seed) / "val.zarr")
+        yield scenario, model_name, seed, model, split
 
 
 def _replicate(results, scenario, seed) -> Path:
@@ -109,11 +104,12 @@ def _f_at_means(model, posteriors):
 def presence_model(model, train_images):
     """A copy of a fg_readout means run read as fg_readout presence: its place rates fitted
     on `train_images` (N, H, W), as training fits them; the weights are the run's."""
-    model = copy.deepcopy(model)
-    model.config = {**model.config, "fg_readout": "presence"}
-    model.register_buffer("place_rate", torch.full((model.fg_templates.shape[-1],), 0.5))
-    model.fit_after_training(torch.as_tensor(train_images).unsqueeze(1))
-    return model
+    presence = build_model({**model.config, "fg_readout": "presence"}, model.height, model.width)
+    missing, unexpected = presence.load_state_dict(model.state_dict(), strict=False)
+    if missing != ["place_rate"] or unexpected:
+        raise RuntimeError(f"not a means run of a place painter: {missing} {unexpected}")
+    presence.eval().fit_after_training(torch.as_tensor(train_images).unsqueeze(1))
+    return presence
 
 
 def inference_foregrounds(
@@ -149,8 +145,9 @@ def inference_foregrounds(
             parts["encoder"].append(_f_at_means(model, encoded))
             parts["expected"].append(torch.stack(draws).mean(0))
             parts["from_prior"].append(_f_at_means(model, from_prior))
-            if presence is not None:
-                parts["presence"].append(presence.foreground_layer(x)[:, 0])
+            if presence is not None:  # its output at the same refined means
+                means = {name: mu for name, (mu, _logvar) in refined.items()}
+                parts["presence"].append(presence.presence_foreground(x, means)[:, 0])
     return {name: torch.cat(values).numpy() for name, values in parts.items() if values}
 
 

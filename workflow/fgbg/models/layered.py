@@ -293,8 +293,7 @@ class LayeredVAE(nn.Module):
 
     def decode(self, latents):
         """{"foreground": f logits, "background": b logits} (N, 1, H, W) each."""
-        z = latents["z_fg"].view(-1, self.config["patch_latent"], *self.grid)
-        f_logits = self._positioned(self.fg_decoder, z, "fg_decoder_position")
+        f_logits = self._fg_decoded(latents["z_fg"])
         if self.config["fg_painter"] == "place":
             f_logits = self._place_painting(f_logits)
         if "s_fg" in latents:  # f = q(s = 1) x the painter's f, q constant over each patch
@@ -304,34 +303,42 @@ class LayeredVAE(nn.Module):
             f_logits = _logit_of_product(F.logsigmoid(f_logits) + F.logsigmoid(presence))
         return {"foreground": f_logits, "background": self.background_logits(latents["z_bg"])}
 
+    def _fg_decoded(self, z_fg):
+        """The foreground decoder's output (N, C, H', W') for z_fg (N, patch_latent x places):
+        f's logits with the shared painter, the gates' logits (C = 1) with the place painter."""
+        z = z_fg.view(-1, self.config["patch_latent"], *self.grid)
+        return self._positioned(self.fg_decoder, z, "fg_decoder_position")
+
+    def _fold_places(self, log_presence):
+        """The place painter's noisy-OR: log(1 - s_p t_p) per place and template pixel
+        (N, window^2, places), and log(1 - f) = its sum over the places covering each pixel
+        (N, 1, H, W), from log s_p (N, 1 or window^2, places) and the templates t_p."""
+        k = self.config["fg_kernel"]
+        log_st = log_presence + F.logsigmoid(TEMPLATE_SCALE * self.fg_templates)
+        log_not_st = _log1m_exp(log_st.clamp_max(-1e-6))
+        log_not_f = F.fold(
+            log_not_st, (self.height, self.width), _template_window(k), padding=k // 2, stride=k
+        )
+        return log_not_st, log_not_f
+
     def _place_painting(self, gate_logits):
         """fg_painter place: f = 1 - prod_p (1 - g_p t_p), g_p = sigmoid(the gate of patch p),
         t_p = sigmoid(its template), a (k + 2 (k // 2))-square window centred on the patch:
         each place paints its own learned shape, so a cell-like window off the places where
         cells were learned has no shape to explain it. Returns the logits of f."""
-        k = self.config["fg_kernel"]
-        templates = TEMPLATE_SCALE * self.fg_templates
-        log_gt = F.logsigmoid(gate_logits).flatten(2) + F.logsigmoid(templates)
-        log_not_f = F.fold(
-            _log1m_exp(log_gt.clamp_max(-1e-6)), (self.height, self.width), _template_window(k),
-            padding=k // 2, stride=k,
-        )  # fmt: skip
-        return -_logit_of_product(log_not_f)
+        return -_logit_of_product(self._fold_places(F.logsigmoid(gate_logits).flatten(2))[1])
 
     def place_evidence(self, x, means):
         """(N, places): for each place p, with the others' gates g as decoded from `means`,
         log p(x | s_p = 1) - log p(x | s_p = 0) - fg_pixel_penalty (sum f | s_p = 1 - sum f |
         s_p = 0), where s_p = 1 paints p's template at full strength (g_p = 1) and s_p = 0
         paints nothing there: the objective's own evidence, in nats, that a cell is at p.
-        Only p's window changes, so the difference is taken over it alone. Also returns the
-        gates (N, places) and the templates' log-probabilities (1, window^2, places)."""
+        Only p's window changes, so the difference is taken over it alone."""
         k = self.config["fg_kernel"]
         window, pad = _template_window(k), k // 2
-        z = means["z_fg"].view(-1, self.config["patch_latent"], *self.grid)
-        gate_logits = self._positioned(self.fg_decoder, z, "fg_decoder_position").flatten(2)
-        log_t = F.logsigmoid(TEMPLATE_SCALE * self.fg_templates)
-        log_not_gt = _log1m_exp((F.logsigmoid(gate_logits) + log_t).clamp_max(-1e-6))
-        log_not_f = F.fold(log_not_gt, (self.height, self.width), window, padding=pad, stride=k)
+        log_not_gt, log_not_f = self._fold_places(
+            F.logsigmoid(self._fg_decoded(means["z_fg"])).flatten(2)
+        )
 
         def windows(t):  # (N, 1, H, W) -> (N, window^2, places), zeros outside the image
             return F.unfold(t, window, padding=pad, stride=k)
@@ -345,9 +352,10 @@ class LayeredVAE(nn.Module):
             ll = on * _log1m_exp(log_not_p) + (1 - on) * log_not_p
             return ll - self.config["fg_pixel_penalty"] * -torch.expm1(log_not_f_p)
 
-        present = score(log_not_others + _log1m_exp(log_t.clamp_max(-1e-6)))
-        evidence = (inside * (present - score(log_not_others))).sum(1)
-        return evidence, torch.sigmoid(gate_logits[:, 0]), log_t
+        full = self.fg_templates.new_zeros(1, 1, 1)  # log s_p = 0: the template at full strength
+        log_not_t = self._fold_places(full)[0]
+        present = score(log_not_others + log_not_t)
+        return (inside * (present - score(log_not_others))).sum(1)
 
     def presence_foreground(self, x, means):
         """fg_readout presence: f = 1 - prod_p (1 - P_p t_p) (N, 1, H, W), P_p = sigmoid(logit
@@ -355,14 +363,9 @@ class LayeredVAE(nn.Module):
         the other places (one mean-field update of a binary presence per place), under the
         prior rate place_rate (`fit_place_rates`). The gates at the posterior means say yes
         or no; P says how sure the objective is, so an ambiguous window gets a score between."""
-        evidence, _gates, log_t = self.place_evidence(x, means)
+        evidence = self.place_evidence(x, means)
         log_p = F.logsigmoid(torch.logit(self.place_rate) + evidence).unsqueeze(1)
-        k = self.config["fg_kernel"]
-        log_not_f = F.fold(
-            _log1m_exp((log_p + log_t).clamp_max(-1e-6)), (self.height, self.width),
-            _template_window(k), padding=k // 2, stride=k,
-        )  # fmt: skip
-        return -torch.expm1(log_not_f)
+        return -torch.expm1(self._fold_places(log_p)[1])
 
     def fit_after_training(self, images):
         """Called once by training with the best epoch's weights and the training images."""
@@ -379,8 +382,7 @@ class LayeredVAE(nn.Module):
         for start in range(0, len(images), batch_size):
             x = images[start : start + batch_size].float()
             posteriors = self.refine(x, self.encode(x))
-            means = {name: mu for name, (mu, _logvar) in posteriors.items()}
-            gates.append(self.place_evidence(x, means)[1])
+            gates.append(torch.sigmoid(self._fg_decoded(posteriors["z_fg"][0]).flatten(1)))
         self.place_rate.copy_(torch.cat(gates).mean(0).clamp(1e-4, 1 - 1e-4))
 
     def refine(self, x, posteriors):
