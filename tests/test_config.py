@@ -117,6 +117,12 @@ BAD_CONFIGS = [
         "4 disagrees with cells.size 6",
     ),
     (
+        "presence_readout_without_place_painter",
+        _set(["models", "layered", "fg_painter"], "shared"),
+        "models.layered.fg_readout",
+        "needs fg_painter: place; set fg_readout: means",
+    ),
+    (
         "cell_size_does_not_tile_the_image",
         _set(["cells", "size"], 7),
         "models.dual.fg_kernel",

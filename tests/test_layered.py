@@ -24,10 +24,15 @@ def test_shapes_and_terms():
     assert posteriors["z_bg"][1].shape == (3, config["bg_latent"])
     out = model.decode({k: mu for k, (mu, _) in posteriors.items()})
     assert out["foreground"].shape == out["background"].shape == (3, 1, 12, 18)
-    f = model.foreground_layer(x)  # at the refined posterior means (fg_refine_steps)
+    f = model.foreground_layer(x)  # presence (the default) at the refined posterior means
     refined = model.refine(x, posteriors)
-    at_means = model.decode({k: mu for k, (mu, _) in refined.items()})["foreground"]
-    torch.testing.assert_close(f, torch.sigmoid(at_means))
+    means = {k: mu for k, (mu, _) in refined.items()}
+    torch.testing.assert_close(f, model.presence_foreground(x, means))
+    as_means = build_model({**LAYERED, "fg_readout": "means"}, 12, 18)
+    as_means.load_state_dict(model.state_dict(), strict=False)  # the same weights, no rates
+    at_means = torch.sigmoid(model.decode(means)["foreground"])
+    torch.testing.assert_close(as_means.foreground_layer(x), at_means)
+    assert not torch.allclose(f, at_means)
     assert f.shape == (3, 1, 12, 18) and (f >= 0).all() and (f <= 1).all()
     terms = model.loss_terms(x, torch.Generator().manual_seed(0), epoch=1)
     assert set(terms) == {"loss", "ll", "kl_fg", "kl_bg", "fg_pixels"}
@@ -157,7 +162,8 @@ def test_a_blind_foreground_encoder_sees_the_opening_only():
 
 def test_presence_gates_patches_and_charges_by_place():
     model = build_model({**LAYERED, "fg_kernel": 3, "bg_pool": 3, "bg_grid": 4,
-                         "fg_presence": True, "fg_painter": "shared", "fg_refine_steps": 0},
+                         "fg_presence": True, "fg_painter": "shared", "fg_refine_steps": 0,
+                         "fg_readout": "means"},
                         6, 6)  # fmt: skip
     x = torch.bernoulli(torch.full((2, 1, 6, 6), 0.3))
     posteriors = model.encode(x)
@@ -242,7 +248,8 @@ def test_place_painter_paints_each_template_at_its_own_place():
 
 def test_place_painter_and_presence_exclude_each_other():
     with pytest.raises(ValueError, match="exclude each other"):
-        build_model({**LAYERED, "fg_painter": "place", "fg_presence": True}, 12, 12)
+        build_model({**LAYERED, "fg_painter": "place", "fg_presence": True, "fg_readout": "means"},
+                    12, 12)  # fmt: skip
 
 
 def _mean_elbo_loss(model, x, posteriors):

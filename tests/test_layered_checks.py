@@ -45,7 +45,7 @@ def _images(n=8, seed=0):
 
 def test_inference_ways_read_the_same_weights_as_named():
     torch.manual_seed(0)
-    model = build_model({**SMALL, "fg_refine_steps": 3}, 12, 12).eval()
+    model = build_model({**SMALL, "fg_refine_steps": 3, "fg_readout": "means"}, 12, 12).eval()
     images = _images()
     x = torch.as_tensor(images, dtype=torch.float32).unsqueeze(1)
     ways = inference_foregrounds(model, images, samples=4)
@@ -53,7 +53,7 @@ def test_inference_ways_read_the_same_weights_as_named():
         scored = model.foreground_layer(x)[:, 0].numpy()
         encoded = model.encode(x)
         at_encoder = model.decode({n: mu for n, (mu, _) in encoded.items()})["foreground"]
-    np.testing.assert_array_equal(ways["refined"], scored)  # what the evaluation scores
+    np.testing.assert_array_equal(ways["refined"], scored)  # what a means run scores
     np.testing.assert_array_equal(ways["encoder"], torch.sigmoid(at_encoder)[:, 0].numpy())
     assert not np.allclose(ways["refined"], ways["encoder"])  # the steps move f
     # steps from the prior do not depend on the encoder's means; the other ways do
@@ -72,7 +72,7 @@ def test_inference_ways_read_the_same_weights_as_named():
 
 def test_the_presence_way_is_a_presence_run_of_the_same_weights():
     torch.manual_seed(0)
-    config = {**SMALL, "fg_refine_steps": 3, "fg_painter": "place"}
+    config = {**SMALL, "fg_refine_steps": 3, "fg_painter": "place", "fg_readout": "means"}
     model = build_model(config, 12, 12).eval()
     images, train_images = _images(), _images(n=16, seed=1)
     assert "presence" not in inference_foregrounds(model, images, samples=2)  # no rates to fit
@@ -88,6 +88,10 @@ def test_the_presence_way_is_a_presence_run_of_the_same_weights():
     assert not np.allclose(fitted, unfitted)
     assert not np.allclose(ways["presence"], ways["refined"])
     assert not hasattr(model, "place_rate")  # the run itself is left as it was
+    # a presence run is read as it was trained: its own rates, not refitted
+    assert layered_checks.presence_model(as_trained, train_images[:2]) is as_trained
+    own = inference_foregrounds(as_trained, images, samples=2, train_images=train_images[:2])
+    np.testing.assert_array_equal(own["presence"], fitted)
 
 
 @pytest.mark.parametrize(("logvar", "differs"), [(-40.0, False), (2.0, True)])

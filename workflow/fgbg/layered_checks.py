@@ -102,8 +102,11 @@ def _f_at_means(model, posteriors):
 
 
 def presence_model(model, train_images):
-    """A copy of a fg_readout means run read as fg_readout presence: its place rates fitted
-    on `train_images` (N, H, W), as training fits them; the weights are the run's."""
+    """`model` read as fg_readout presence: a presence run itself (its rates were fitted in
+    training), or a copy of a means run with its place rates fitted on `train_images`
+    (N, H, W), as training fits them; the weights are the run's."""
+    if model.config["fg_readout"] == "presence":
+        return model
     presence = build_model({**model.config, "fg_readout": "presence"}, model.height, model.width)
     missing, unexpected = presence.load_state_dict(model.state_dict(), strict=False)
     if missing != ["place_rate"] or unexpected:
@@ -117,11 +120,11 @@ def inference_foregrounds(
 ) -> dict[str, np.ndarray]:
     """f (N, H, W) of the same trained weights read each way of INFERENCE:
     refined: at the posterior means after fg_refine_steps steps from the encoder's (what the
-    evaluation scores); encoder: at the encoder's means, no steps; expected: E_q[f] under the
+    evaluation scores with fg_readout means); encoder: at the encoder's means, no steps; expected: E_q[f] under the
     refined posterior (`samples` draws of z_fg) instead of f at its means; from_prior: the
     steps from the place prior's means (N(0, I)'s without it), the encoder's variances;
-    presence: the fg_readout presence output, its rates fitted on `train_images` (only
-    given them and a place painter)."""
+    presence: the fg_readout presence output (what the evaluation scores by default), its
+    rates fitted on `train_images` for a means run (only given them and a place painter)."""
     parts: dict[str, list] = {name: [] for name in INFERENCE}
     presence = None
     if train_images is not None and model.config["fg_painter"] == "place":
