@@ -120,9 +120,10 @@ def inference_foregrounds(
 ) -> dict[str, np.ndarray]:
     """f (N, H, W) of the same trained weights read each way of INFERENCE:
     refined: at the posterior means after fg_refine_steps steps from the encoder's (what the
-    evaluation scores with fg_readout means); encoder: at the encoder's means, no steps; expected: E_q[f] under the
-    refined posterior (`samples` draws of z_fg) instead of f at its means; from_prior: the
-    steps from the place prior's means (N(0, I)'s without it), the encoder's variances;
+    evaluation scores with fg_readout means); encoder: at the encoder's means, no steps;
+    expected: E_q[f] under the refined posterior (`samples` draws of z_fg) instead of f at
+    its means; from_prior: the steps from the place prior's means (N(0, I)'s without it),
+    the encoder's variances;
     presence: the fg_readout presence output (what the evaluation scores by default), its
     rates fitted on `train_images` for a means run (only given them and a place painter)."""
     parts: dict[str, list] = {name: [] for name in INFERENCE}
