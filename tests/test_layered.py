@@ -334,7 +334,7 @@ def test_place_evidence_is_the_objectives_difference_with_the_template_on_and_of
         x = torch.as_tensor(_band_and_cells()[:4], dtype=torch.float32).unsqueeze(1)
         means = {name: mu for name, (mu, _lv) in model.encode(x).items()}
         evidence = model.place_evidence(x, means)
-        gates = torch.sigmoid(model._fg_decoded(means["z_fg"]).flatten(1))
+        gates = model.place_gates(means["z_fg"])
         assert evidence.shape == gates.shape == (4, 16)
         for place in (0, 5, 15):  # a corner (its window clipped), the middle, the far corner
             expected = _forced_gate_score(model, x, means, place, 40.0) - _forced_gate_score(
@@ -377,7 +377,7 @@ def test_training_fits_the_place_rates_and_older_files_read_the_means(tmp_path):
     x = torch.as_tensor(images, dtype=torch.float32).unsqueeze(1)
     with torch.no_grad():
         means = {n: mu for n, (mu, _lv) in model.refine(x, model.encode(x)).items()}
-        gates = torch.sigmoid(model._fg_decoded(means["z_fg"]).flatten(1))
+        gates = model.place_gates(means["z_fg"])
     torch.testing.assert_close(model.place_rate, gates.mean(0).clamp(1e-4, 1 - 1e-4))
     state = torch.load(tmp_path / "model.pt", weights_only=True)
     del state["model_config"]["fg_readout"], state["state_dict"]["place_rate"]

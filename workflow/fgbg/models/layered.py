@@ -309,6 +309,10 @@ class LayeredVAE(nn.Module):
         z = z_fg.view(-1, self.config["patch_latent"], *self.grid)
         return self._positioned(self.fg_decoder, z, "fg_decoder_position")
 
+    def place_gates(self, z_fg):
+        """The place painter's gates g_p (N, places) for z_fg."""
+        return torch.sigmoid(self._fg_decoded(z_fg).flatten(1))
+
     def _fold_places(self, log_presence):
         """The place painter's noisy-OR: log(1 - s_p t_p) per place and template pixel
         (N, window^2, places), and log(1 - f) = its sum over the places covering each pixel
@@ -382,7 +386,7 @@ class LayeredVAE(nn.Module):
         for start in range(0, len(images), batch_size):
             x = images[start : start + batch_size].float()
             posteriors = self.refine(x, self.encode(x))
-            gates.append(torch.sigmoid(self._fg_decoded(posteriors["z_fg"][0]).flatten(1)))
+            gates.append(self.place_gates(posteriors["z_fg"][0]))
         self.place_rate.copy_(torch.cat(gates).mean(0).clamp(1e-4, 1 - 1e-4))
 
     def refine(self, x, posteriors):
