@@ -365,20 +365,37 @@ def test_presence_readout_follows_the_rate_and_the_evidence():
     assert (f[1e-4] <= f[0.5] + 1e-6).all() and (f[1e-4] < f[0.5] - 0.1).any()
 
 
-def test_training_fits_the_place_rates_and_older_files_read_the_means(tmp_path):
+def test_place_rates_follow_the_gates_in_training_only():
+    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3, "fg_painter": "place"}
+    model = build_model({**config, "fg_readout": "presence"}, 12, 12)
+    z = {"z_fg": torch.randn(8, 2 * 16), "z_bg": torch.randn(8, model.config["bg_latent"])}
+    with torch.no_grad():
+        gates = model.place_gates(z["z_fg"])
+        model.eval().decode(z)
+        torch.testing.assert_close(model.place_rate, torch.full((16,), 0.5))  # eval: no change
+        model.train().decode(z)
+    torch.testing.assert_close(model.place_rate, 0.99 * 0.5 + 0.01 * gates.mean(0))
+    means = build_model({**config, "fg_readout": "means"}, 12, 12).train()
+    means.decode(z)
+    assert not hasattr(means, "place_rate")
+
+
+def test_training_learns_the_place_rates_and_older_files_read_the_means(tmp_path, monkeypatch):
     torch.set_num_threads(1)
     config = {**LAYERED, "fg_kernel": 3, "bg_pool": 3, "bg_grid": 4, "fg_painter": "place",
               "fg_refine_steps": 5, "fg_readout": "presence"}  # fmt: skip
     training = {"epochs": 2, "batch_size": 32, "learning_rate": 3e-3, "device": "cpu"}
     images = _band_and_cells(64)
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("place rates fitted after training")
+
+    monkeypatch.setattr(type(build_model(config, 12, 12)), "fit_place_rates", no_fit)
     train(images, config, training, seed=0, out_dir=tmp_path, val_images=images[:32])
     model, resolved = load_trained(tmp_path / "model.pt")
     assert resolved["fg_readout"] == "presence"
-    x = torch.as_tensor(images, dtype=torch.float32).unsqueeze(1)
-    with torch.no_grad():
-        means = {n: mu for n, (mu, _lv) in model.refine(x, model.encode(x)).items()}
-        gates = model.place_gates(means["z_fg"])
-    torch.testing.assert_close(model.place_rate, gates.mean(0).clamp(1e-4, 1 - 1e-4))
+    rate = model.place_rate
+    assert ((rate > 0) & (rate < 1)).all() and not torch.allclose(rate, torch.full_like(rate, 0.5))
     state = torch.load(tmp_path / "model.pt", weights_only=True)
     del state["model_config"]["fg_readout"], state["state_dict"]["place_rate"]
     torch.save(state, tmp_path / "old.pt")  # a file from before the key: the means, as trained

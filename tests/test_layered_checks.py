@@ -82,7 +82,7 @@ def test_the_presence_way_is_a_presence_run_of_the_same_weights():
     x = torch.as_tensor(images, dtype=torch.float32).unsqueeze(1)
     with torch.no_grad():
         unfitted = as_trained.eval().foreground_layer(x)[:, 0].numpy()
-        as_trained.fit_after_training(torch.as_tensor(train_images).unsqueeze(1))
+        as_trained.fit_place_rates(torch.as_tensor(train_images).unsqueeze(1))
         fitted = as_trained.foreground_layer(x)[:, 0].numpy()
     np.testing.assert_array_equal(ways["presence"], fitted)  # the rates fitted as training does
     assert not np.allclose(fitted, unfitted)
@@ -92,6 +92,20 @@ def test_the_presence_way_is_a_presence_run_of_the_same_weights():
     assert layered_checks.presence_model(as_trained, train_images[:2]) is as_trained
     own = inference_foregrounds(as_trained, images, samples=2, train_images=train_images[:2])
     np.testing.assert_array_equal(own["presence"], fitted)
+    # presence_fitted: the same run with its rates refitted (here on other training images)
+    refitted = layered_checks.presence_model(as_trained, train_images[:2], refit=True)
+    assert refitted is not as_trained
+    assert not torch.allclose(refitted.place_rate, as_trained.place_rate)
+    np.testing.assert_array_equal(
+        own["presence_fitted"],
+        refitted.foreground_layer(torch.as_tensor(images, dtype=torch.float32).unsqueeze(1))[:, 0]
+        .detach()
+        .numpy(),
+    )
+    only = inference_foregrounds(as_trained, images, train_images=train_images[:2],
+                                 ways=("refined", "presence"))  # fmt: skip
+    assert set(only) == {"refined", "presence"}
+    np.testing.assert_array_equal(only["presence"], own["presence"])
 
 
 @pytest.mark.parametrize(("logvar", "differs"), [(-40.0, False), (2.0, True)])
@@ -164,7 +178,7 @@ def test_inference_tables_count_the_kept_start_per_way(tmp_path, monkeypatch):
     long = pd.DataFrame(
         rows, columns=["scenario", "model", "seed", "stratum", "metric", "value", "inference"]
     )
-    monkeypatch.setattr(layered_checks, "inference_long", lambda results, models: long)
+    monkeypatch.setattr(layered_checks, "inference_long", lambda results, models, split, ways: long)
     per_scenario, pooled = inference_tables(tmp_path, starts=["m", "m_r1"])
     passing = pooled.set_index("model")["runs passing"]
     assert passing["m_best_of_2 refined"] == "2 of 2"  # m_r1 is kept: its lower loss

@@ -26,12 +26,13 @@ from fgbg.readme_results import long_values
 from fgbg.store import open_split
 from fgbg.training import load_trained
 
-INFERENCE = ("refined", "encoder", "expected", "from_prior", "presence")
+INFERENCE = ("refined", "encoder", "expected", "from_prior", "presence", "presence_fitted")
 CHECK_SEED = 1  # the noise of E_q[f]'s draws
 
 
-def layered_runs(results, models=None):
-    """(scenario, model name, seed, model, validation split) of every trained layered run."""
+def layered_runs(results, models=None, split="val"):
+    """(scenario, model name, seed, model, its data's `split`) of every trained layered run
+    (the diagnostics read the validation split; `split="test"` for a test-split reading)."""
     for path in sorted(Path(results, "models").glob("*/*/seed*/model.pt")):
         scenario, model_name, seed = path.parts[-4], path.parts[-3], int(path.parts[-2][4:])
         if models is not None and model_name not in models:
@@ -39,8 +40,13 @@ def layered_runs(results, models=None):
         model, config = load_trained(path)
         if config["type"] != "layered":
             continue
-        split = open_split(_replicate(results, scenario, seed) / "val.zarr")
-        yield scenario, model_name, seed, model, split
+        yield (
+            scenario,
+            model_name,
+            seed,
+            model,
+            open_split(_replicate(results, scenario, seed) / f"{split}.zarr"),
+        )
 
 
 def _replicate(results, scenario, seed) -> Path:
@@ -101,71 +107,90 @@ def _f_at_means(model, posteriors):
     return torch.sigmoid(out["foreground"])[:, 0]
 
 
-def presence_model(model, train_images):
-    """`model` read as fg_readout presence: a presence run itself (its rates were fitted in
-    training), or a copy of a means run with its place rates fitted on `train_images`
-    (N, H, W), as training fits them; the weights are the run's."""
-    if model.config["fg_readout"] == "presence":
+def presence_model(model, train_images, refit=False):
+    """`model` read as fg_readout presence: a presence run itself (its rates learned in
+    training), or a copy with its place rates fitted on `train_images` (N, H, W) after
+    training (`fit_place_rates`, round 17's rates) for a means run or with `refit`; the
+    weights are the run's."""
+    if model.config["fg_readout"] == "presence" and not refit:
         return model
     presence = build_model({**model.config, "fg_readout": "presence"}, model.height, model.width)
     missing, unexpected = presence.load_state_dict(model.state_dict(), strict=False)
-    if missing != ["place_rate"] or unexpected:
+    if model.config["fg_readout"] == "means" and (missing != ["place_rate"] or unexpected):
         raise RuntimeError(f"not a means run of a place painter: {missing} {unexpected}")
-    presence.eval().fit_after_training(torch.as_tensor(train_images).unsqueeze(1))
+    presence.eval().fit_place_rates(torch.as_tensor(train_images).unsqueeze(1))
     return presence
 
 
 def inference_foregrounds(
-    model, images, samples=16, batch_size=250, train_images=None
+    model, images, samples=16, batch_size=250, train_images=None, ways=INFERENCE
 ) -> dict[str, np.ndarray]:
-    """f (N, H, W) of the same trained weights read each way of INFERENCE:
+    """f (N, H, W) of the same trained weights read each of `ways` (of INFERENCE):
     refined: at the posterior means after fg_refine_steps steps from the encoder's (what the
     evaluation scores with fg_readout means); encoder: at the encoder's means, no steps;
     expected: E_q[f] under the refined posterior (`samples` draws of z_fg) instead of f at
     its means; from_prior: the steps from the place prior's means (N(0, I)'s without it),
     the encoder's variances;
-    presence: the fg_readout presence output (what the evaluation scores by default), its
-    rates fitted on `train_images` for a means run (only given them and a place painter)."""
-    parts: dict[str, list] = {name: [] for name in INFERENCE}
-    presence = None
-    if train_images is not None and model.config["fg_painter"] == "place":
-        presence = presence_model(model, train_images)
+    presence: the fg_readout presence output (what the evaluation scores by default), for a
+    means run with its rates fitted on `train_images` (only given them);
+    presence_fitted: a presence run's output with its rates fitted on `train_images` after
+    training instead of its own, learned ones (only given them).
+    Both presence ways need a place painter."""
+    parts: dict[str, list] = {name: [] for name in ways}
+    readers = {}
+    if model.config["fg_painter"] == "place":
+        is_presence = model.config["fg_readout"] == "presence"
+        if "presence" in ways and (is_presence or train_images is not None):
+            readers["presence"] = presence_model(model, train_images)
+        if "presence_fitted" in ways and is_presence and train_images is not None:
+            readers["presence_fitted"] = presence_model(model, train_images, refit=True)
     generator = torch.Generator().manual_seed(CHECK_SEED)
     with torch.no_grad():
         for x in image_batches(images, batch_size):
             encoded = model.encode(x)
             refined = model.refine(x, encoded)
-            mu_r, lv_r = refined["z_fg"]
-            mu, logvar = encoded["z_fg"]
-            start = torch.zeros_like(mu)
-            if model.config["fg_place_prior"]:
-                start = start + model.place_prior_mean
-            from_prior = model.refine(x, {**encoded, "z_fg": (start, logvar)})
-            draws = [
-                _f_at_means(model, {**refined, "z_fg": (reparameterise(mu_r, lv_r, generator), 0)})
-                for _ in range(samples)
-            ]
-            parts["refined"].append(_f_at_means(model, refined))
-            parts["encoder"].append(_f_at_means(model, encoded))
-            parts["expected"].append(torch.stack(draws).mean(0))
-            parts["from_prior"].append(_f_at_means(model, from_prior))
-            if presence is not None:  # its output at the same refined means
-                means = {name: mu for name, (mu, _logvar) in refined.items()}
-                parts["presence"].append(presence.presence_foreground(x, means)[:, 0])
+            if "refined" in ways:
+                parts["refined"].append(_f_at_means(model, refined))
+            if "encoder" in ways:
+                parts["encoder"].append(_f_at_means(model, encoded))
+            if "expected" in ways:
+                mu_r, lv_r = refined["z_fg"]
+                draws = [
+                    _f_at_means(
+                        model, {**refined, "z_fg": (reparameterise(mu_r, lv_r, generator), 0)}
+                    )
+                    for _ in range(samples)
+                ]
+                parts["expected"].append(torch.stack(draws).mean(0))
+            if "from_prior" in ways:
+                mu, logvar = encoded["z_fg"]
+                start = torch.zeros_like(mu)
+                if model.config["fg_place_prior"]:
+                    start = start + model.place_prior_mean
+                from_prior = model.refine(x, {**encoded, "z_fg": (start, logvar)})
+                parts["from_prior"].append(_f_at_means(model, from_prior))
+            means = {name: mu for name, (mu, _logvar) in refined.items()}
+            for way, reader in readers.items():  # their output at the same refined means
+                parts[way].append(reader.presence_foreground(x, means)[:, 0])
     return {name: torch.cat(values).numpy() for name, values in parts.items() if values}
 
 
-def inference_long(results, models=None) -> pd.DataFrame:
+def inference_long(results, models=None, split="val", ways=INFERENCE) -> pd.DataFrame:
     """Per-run values (scenario, model, seed, stratum, metric, value, inference) of every
-    layered run's validation images, f read each way of `inference_foregrounds`."""
+    layered run's images of `split`, f read each of `ways` of `inference_foregrounds`."""
     frames = []
-    for scenario, model_name, seed, model, split in layered_runs(results, models):
-        split = split.load()
+    for scenario, model_name, seed, model, data in layered_runs(results, models, split):
+        data = data.load()
         threshold = _threshold(results, scenario, model_name, seed)
-        train = open_split(_replicate(results, scenario, seed) / "train.zarr")["images"].values
-        ways = inference_foregrounds(model, split["images"].values, train_images=train)
-        for way, foreground in ways.items():
-            tables = evaluate({"foreground": foreground}, split, threshold)
+        train = None
+        if "presence_fitted" in ways or (
+            "presence" in ways and model.config["fg_readout"] == "means"
+        ):  # rates to fit: read the training images
+            train = open_split(_replicate(results, scenario, seed) / "train.zarr")
+            train = train["images"].values
+        found = inference_foregrounds(model, data["images"].values, train_images=train, ways=ways)
+        for way, foreground in found.items():
+            tables = evaluate({"foreground": foreground}, data, threshold)
             ids = {"scenario": scenario, "model": model_name, "seed": seed}
             rates, separation = tables["rates"].assign(**ids), tables["separation"].assign(**ids)
             frames.append(long_values(rates, separation).assign(inference=way))

@@ -4,7 +4,8 @@
     python -m fgbg.study RESULTS [--models a,b] [--markdown]
     python -m fgbg.study RESULTS --replay 3:0.01,5:0.005 [--models a,b]
     python -m fgbg.study RESULTS --moved | --filled [--models a,b]
-    python -m fgbg.study RESULTS --inference [--starts a,a_r1] [--models a,a_r1]
+    python -m fgbg.study RESULTS --inference [--ways refined,presence] [--split test]
+        [--starts a,a_r1] [--models a,a_r1]
     python -m fgbg.study RESULTS --starts a,a_r1 [--models a,a_r1] [--markdown]
 
 One row per (scenario, model, seed): the epochs trained, the best validation loss, the
@@ -26,7 +27,9 @@ the optimisation is at fault: the loss with the disk moved into the background. 
 asks the same of every active cell with one off pixel under a disk that the model leaves
 undrawn: the loss with the posterior of the image with the hole filled. `--inference` reads
 the same trained weights' foreground other ways (without the refinement steps, E_q[f], steps
-from the prior) and counts the runs meeting every target. These diagnostics use the labels
+from the prior, the presence readout with rates fitted after training) and counts the runs
+meeting every target; `--split test` reads the test images, for a paired reading of a
+default already chosen on the validation split. These diagnostics use the labels
 and live in fgbg.layered_checks.
 """
 
@@ -189,13 +192,15 @@ def _counts(long: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def inference_tables(results, models=None, starts=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The layered runs' validation images with f read each way of
+def inference_tables(
+    results, models=None, starts=None, split="val", ways=None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The layered runs' images of `split` with f read each of `ways` (default: all) of
     fgbg.layered_checks.inference_foregrounds (a model name "NAME WAY"): the runs passing
     per scenario, and per model and way over every scenario with each target's worst run."""
-    from fgbg.layered_checks import inference_long
+    from fgbg.layered_checks import INFERENCE, inference_long
 
-    long = inference_long(results, models)
+    long = inference_long(results, models, split, ways or INFERENCE)
     if starts:
         kept = kept_starts(results, starts)[["scenario", "seed", "model"]]
         chosen = long.merge(kept, on=["scenario", "seed", "model"]).assign(model=kept_name(starts))
@@ -237,6 +242,15 @@ def main(argv=None) -> None:
         help="pass counts of layered runs with f read other ways (fgbg.layered_checks)",
     )
     parser.add_argument(
+        "--ways", help="with --inference: comma-separated ways to read f (default: all)"
+    )
+    parser.add_argument(
+        "--split",
+        default="val",
+        choices=["val", "test"],
+        help="with --inference: the images read (default val; choices are made on val only)",
+    )
+    parser.add_argument(
         "--filled",
         action="store_true",
         help="the loss of undrawn one-hole active cells under a disk, with the hole filled",
@@ -258,7 +272,12 @@ def main(argv=None) -> None:
         print(markdown_table(table.round(3)))
         return
     if args.inference:
-        per_scenario, pooled = inference_tables(args.results, models, starts)
+        ways = args.ways.split(",") if args.ways else None
+        from fgbg.layered_checks import INFERENCE
+
+        if unknown := sorted(set(ways or ()) - set(INFERENCE)):
+            parser.error(f"--ways: unknown {', '.join(unknown)}; known: {', '.join(INFERENCE)}")
+        per_scenario, pooled = inference_tables(args.results, models, starts, args.split, ways)
         print(markdown_table(per_scenario) + "\n\n" + markdown_table(pooled))
         return
     if args.replay:

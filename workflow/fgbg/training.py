@@ -325,8 +325,6 @@ def train(
 
     model.load_state_dict(best_state)  # the best validation epoch's weights
     model.eval()
-    if hasattr(model, "fit_after_training"):  # e.g. an empirical-Bayes prior, from train_x
-        model.fit_after_training(train_x)
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _atomic_torch_save(
         {"state_dict": state_dict, "model_config": model_config, "height": height, "width": width},

@@ -157,7 +157,7 @@ class LayeredVAE(nn.Module):
                 raise ValueError("fg_painter: place and fg_presence exclude each other")
             places = self.grid[0] * self.grid[1]
             self.fg_templates = nn.Parameter(torch.zeros(1, _template_window(k) ** 2, places))
-        if c["fg_readout"] == "presence":  # the prior rate per place (fit_place_rates)
+        if c["fg_readout"] == "presence":  # the prior rate per place, following the gates
             if c["fg_painter"] != "place":
                 raise ValueError("fg_readout: presence needs fg_painter: place")
             self.register_buffer("place_rate", torch.full((self.grid[0] * self.grid[1],), 0.5))
@@ -329,7 +329,15 @@ class LayeredVAE(nn.Module):
         """fg_painter place: f = 1 - prod_p (1 - g_p t_p), g_p = sigmoid(the gate of patch p),
         t_p = sigmoid(its template), a (k + 2 (k // 2))-square window centred on the patch:
         each place paints its own learned shape, so a cell-like window off the places where
-        cells were learned has no shape to explain it. Returns the logits of f."""
+        cells were learned has no shape to explain it. Returns the logits of f.
+
+        With fg_readout presence, in training, place_rate follows the batch's mean gate per
+        place (a moving average, momentum 0.99, like the place prior): the empirical-Bayes
+        rate of a cell at each place, learned with the weights, so nothing is fitted after
+        training. No gradient flows through it; the weights train as without it."""
+        if self.training and self.config["fg_readout"] == "presence":
+            with torch.no_grad():
+                _follow(self.place_rate, torch.sigmoid(gate_logits).flatten(1).mean(0))
         return -_logit_of_product(self._fold_places(F.logsigmoid(gate_logits).flatten(2))[1])
 
     def place_evidence(self, x, means):
@@ -365,23 +373,22 @@ class LayeredVAE(nn.Module):
         """fg_readout presence: f = 1 - prod_p (1 - P_p t_p) (N, 1, H, W), P_p = sigmoid(logit
         place_rate_p + place_evidence_p), the probability of a cell at p given the image and
         the other places (one mean-field update of a binary presence per place), under the
-        prior rate place_rate (`fit_place_rates`). The gates at the posterior means say yes
+        prior rate place_rate (learned in training, `_place_painting`; clipped to [1e-4,
+        1 - 1e-4]). The gates at the posterior means say yes
         or no; P says how sure the objective is, so an ambiguous window gets a score between."""
         evidence = self.place_evidence(x, means)
-        log_p = F.logsigmoid(torch.logit(self.place_rate) + evidence).unsqueeze(1)
+        log_p = F.logsigmoid(
+            torch.logit(self.place_rate.clamp(1e-4, 1 - 1e-4)) + evidence
+        ).unsqueeze(1)
         return -torch.expm1(self._fold_places(log_p)[1])
-
-    def fit_after_training(self, images):
-        """Called once by training with the best epoch's weights and the training images."""
-        if self.config["fg_readout"] == "presence":
-            self.fit_place_rates(images)
 
     @torch.no_grad()
     def fit_place_rates(self, images, batch_size=250):
-        """fg_readout presence: place_rate = the mean gate per place over `images` (the
-        training images, (N, 1, H, W)) at their refined posterior means, clipped to
-        [1e-4, 1 - 1e-4]: the empirical-Bayes rate of a cell at each place, fitted once
-        after training. No labels."""
+        """place_rate = the mean gate per place over `images` (the training images,
+        (N, 1, H, W)) at their refined posterior means, clipped to [1e-4, 1 - 1e-4]: the
+        rate fitted once after training, as round 17 did (training now learns it,
+        `_place_painting`); `fgbg.layered_checks` uses it to read a means run, or to
+        compare a presence run's learned rates with fitted ones. No labels."""
         gates = []
         for start in range(0, len(images), batch_size):
             x = images[start : start + batch_size].float()
