@@ -179,10 +179,18 @@ def test_inference_tables_count_the_kept_start_per_way(tmp_path, monkeypatch):
         rows, columns=["scenario", "model", "seed", "stratum", "metric", "value", "inference"]
     )
     monkeypatch.setattr(layered_checks, "inference_long", lambda results, models, split, ways: long)
-    per_scenario, pooled = inference_tables(tmp_path, starts=["m", "m_r1"])
+    per_scenario, pooled, paired = inference_tables(tmp_path, starts=["m", "m_r1"])
     passing = pooled.set_index("model")["runs passing"]
     assert passing["m_best_of_2 refined"] == "2 of 2"  # m_r1 is kept: its lower loss
     assert passing["m_best_of_2 encoder"] == "0 of 2"
     assert passing["m refined"] == "0 of 2"
     assert pooled.set_index("model").loc["m refined", "worst auroc inside_bg_on"] == 0.99
     assert len(per_scenario) == 2 * len(pooled) == 12
+    # encoder against refined, per run: m's AUROC is higher by 0.01 (GOOD's over bad's) in
+    # both scenarios, m_r1's lower; the leakage is equal everywhere
+    auroc = paired.set_index("target").loc["auroc `inside_bg_on` >= 0.995"]
+    assert auroc["way"] == "encoder - refined" and auroc["runs"] == 4
+    assert (auroc["higher"], auroc["lower"], auroc["equal"]) == (2, 2, 0)
+    assert auroc["max"] == -auroc["min"] == round(GOOD["auroc"] - 0.99, 4)
+    leakage = paired.set_index("target").loc["leakage `active_disks` <= 0.03"]
+    assert (leakage["equal"], leakage["min"], leakage["max"]) == (4, 0, 0)

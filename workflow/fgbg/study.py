@@ -192,15 +192,36 @@ def _counts(long: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def paired_table(long: pd.DataFrame) -> pd.DataFrame:
+    """Per run (scenario, model, seed), each way of reading f (column `inference`) against the
+    first way in `long`, per target metric: the runs where the other way's value is higher,
+    lower or equal, and the range of the differences (other - first)."""
+    ways = list(dict.fromkeys(long["inference"]))
+    keys = ["scenario", "model", "seed", "stratum", "metric"]
+    wide = long.pivot_table(index=keys, columns="inference", values="value", aggfunc="first")
+    rows = []
+    for way in ways[1:]:
+        for target in TARGETS:
+            at = wide.xs((target.stratum, target.metric), level=("stratum", "metric"))
+            diff = (at[way] - at[ways[0]]).dropna()
+            rows.append({"way": f"{way} - {ways[0]}", "target": target.label, "runs": len(diff),
+                         "higher": int((diff > 0).sum()), "lower": int((diff < 0).sum()),
+                         "equal": int((diff == 0).sum()), "min": round(diff.min(), 4),
+                         "max": round(diff.max(), 4)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def inference_tables(
     results, models=None, starts=None, split="val", ways=None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The layered runs' images of `split` with f read each of `ways` (default: all) of
     fgbg.layered_checks.inference_foregrounds (a model name "NAME WAY"): the runs passing
-    per scenario, and per model and way over every scenario with each target's worst run."""
+    per scenario; per model and way over every scenario, with each target's worst run; and
+    each way paired per run against the first (`paired_table`)."""
     from fgbg.layered_checks import INFERENCE, inference_long
 
     long = inference_long(results, models, split, ways or INFERENCE)
+    paired = paired_table(long)
     if starts:
         kept = kept_starts(results, starts)[["scenario", "seed", "model"]]
         chosen = long.merge(kept, on=["scenario", "seed", "model"]).assign(model=kept_name(starts))
@@ -219,7 +240,7 @@ def inference_tables(
             worst = values.min() if target.side == ">=" else values.max()
             row[f"worst {target.metric} {target.stratum}"] = round(worst, 4)
         pooled.append(row)
-    return per_scenario, pd.DataFrame(pooled)
+    return per_scenario, pd.DataFrame(pooled), paired
 
 
 def main(argv=None) -> None:
@@ -277,8 +298,8 @@ def main(argv=None) -> None:
 
         if unknown := sorted(set(ways or ()) - set(INFERENCE)):
             parser.error(f"--ways: unknown {', '.join(unknown)}; known: {', '.join(INFERENCE)}")
-        per_scenario, pooled = inference_tables(args.results, models, starts, args.split, ways)
-        print(markdown_table(per_scenario) + "\n\n" + markdown_table(pooled))
+        tables = inference_tables(args.results, models, starts, args.split, ways)
+        print("\n\n".join(markdown_table(table) for table in tables))
         return
     if args.replay:
         rules = [(int(p), float(m)) for p, m in (r.split(":") for r in args.replay.split(","))]
