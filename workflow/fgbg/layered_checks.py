@@ -122,6 +122,15 @@ def presence_model(model, train_images, refit=False):
     return presence
 
 
+def _ways_fitting_rates(model, ways) -> list[str]:
+    """The presence ways of `ways` that fit place rates on the training images for `model`:
+    `presence` for a means run, `presence_fitted` for a presence run (place painter only)."""
+    if model.config["fg_painter"] != "place":
+        return []
+    fitted = "presence_fitted" if model.config["fg_readout"] == "presence" else "presence"
+    return [fitted] if fitted in ways else []
+
+
 def inference_foregrounds(
     model, images, samples=16, batch_size=250, train_images=None, ways=INFERENCE
 ) -> dict[str, np.ndarray]:
@@ -138,12 +147,11 @@ def inference_foregrounds(
     Both presence ways need a place painter."""
     parts: dict[str, list] = {name: [] for name in ways}
     readers = {}
-    if model.config["fg_painter"] == "place":
-        is_presence = model.config["fg_readout"] == "presence"
-        if "presence" in ways and (is_presence or train_images is not None):
-            readers["presence"] = presence_model(model, train_images)
-        if "presence_fitted" in ways and is_presence and train_images is not None:
-            readers["presence_fitted"] = presence_model(model, train_images, refit=True)
+    if "presence" in ways and model.config["fg_readout"] == "presence":
+        readers["presence"] = model
+    if train_images is not None:
+        for way in _ways_fitting_rates(model, ways):
+            readers[way] = presence_model(model, train_images, refit=True)
     generator = torch.Generator().manual_seed(CHECK_SEED)
     with torch.no_grad():
         for x in image_batches(images, batch_size):
@@ -183,9 +191,7 @@ def inference_long(results, models=None, split="val", ways=INFERENCE) -> pd.Data
         data = data.load()
         threshold = _threshold(results, scenario, model_name, seed)
         train = None
-        if "presence_fitted" in ways or (
-            "presence" in ways and model.config["fg_readout"] == "means"
-        ):  # rates to fit: read the training images
+        if _ways_fitting_rates(model, ways):  # rates to fit: read the training images
             train = open_split(_replicate(results, scenario, seed) / "train.zarr")
             train = train["images"].values
         found = inference_foregrounds(model, data["images"].values, train_images=train, ways=ways)

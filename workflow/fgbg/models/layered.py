@@ -72,6 +72,7 @@ from fgbg.layers import PatchConv2d, PatchConvTranspose2d, soft_opening
 from fgbg.losses import gaussian_kl
 from fgbg.models.base import reparameterise
 
+RATE_FLOOR = 1e-4  # presence rates are read within [RATE_FLOOR, 1 - RATE_FLOOR]
 PLACE_PRIOR_MIN_VAR = 0.01  # fg_place_prior: the per-place prior's variance floor
 REFINE_LR = 0.05  # fg_refine_steps: Adam's step size on the posteriors' means and log-variances
 TEMPLATE_SCALE = 10.0  # fg_painter place: template logits = this x the parameters, so that
@@ -263,7 +264,7 @@ class LayeredVAE(nn.Module):
             with torch.no_grad():
                 batch_rate = q.mean(0).view_as(self.presence_rate)
                 _follow(self.presence_rate, batch_rate)
-        rate = self.presence_rate.flatten(1).clamp(1e-4, 1 - 1e-4)
+        rate = self.presence_rate.flatten(1).clamp(RATE_FLOOR, 1 - RATE_FLOOR)
         kl = q * (F.logsigmoid(logits) - rate.log()) + (1 - q) * (
             F.logsigmoid(-logits) - torch.log1p(-rate)
         )
@@ -378,7 +379,7 @@ class LayeredVAE(nn.Module):
         or no; P says how sure the objective is, so an ambiguous window gets a score between."""
         evidence = self.place_evidence(x, means)
         log_p = F.logsigmoid(
-            torch.logit(self.place_rate.clamp(1e-4, 1 - 1e-4)) + evidence
+            torch.logit(self.place_rate.clamp(RATE_FLOOR, 1 - RATE_FLOOR)) + evidence
         ).unsqueeze(1)
         return -torch.expm1(self._fold_places(log_p)[1])
 
@@ -394,7 +395,7 @@ class LayeredVAE(nn.Module):
             x = images[start : start + batch_size].float()
             posteriors = self.refine(x, self.encode(x))
             gates.append(self.place_gates(posteriors["z_fg"][0]))
-        self.place_rate.copy_(torch.cat(gates).mean(0).clamp(1e-4, 1 - 1e-4))
+        self.place_rate.copy_(torch.cat(gates).mean(0).clamp(RATE_FLOOR, 1 - RATE_FLOOR))
 
     def refine(self, x, posteriors):
         """The posteriors with the foreground's refined by fg_refine_steps Adam steps on each
