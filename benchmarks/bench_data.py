@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "workflow"))
 def child(n: int) -> dict:
     """Run in the subprocess: generate and write n images, report time and memory."""
     import yaml
+
     from fgbg.config import load_config, scenario_params
     from fgbg.store import write_split
 

@@ -14,12 +14,13 @@ import numpy as np
 import torch
 import xarray as xr
 import yaml
+from torch import nn
+
 from fgbg.config import load_config, scenario_params
 from fgbg.evaluate import evaluate, model_outputs
 from fgbg.layout import overlaps, scenario_masks
 from fgbg.models.base import _VAEBase
 from fgbg.models.dual import DualVAE
-from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = load_config(yaml.safe_load((ROOT / "config.yaml").read_text()))

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fgbg.config import ConfigError, load_config, read_config_file, scenario_params, typed
 from workflow_runner import snakemake
+
+from fgbg.config import ConfigError, load_config, read_config_file, scenario_params, typed
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -117,10 +118,10 @@ BAD_CONFIGS = [
         "4 disagrees with cells.size 6",
     ),
     (
-        "presence_readout_without_place_painter",
+        "model_key_that_does_not_exist",
         _set(["models", "layered", "fg_painter"], "shared"),
-        "models.layered.fg_readout",
-        "needs fg_painter: place; set fg_readout: means",
+        "models.layered.fg_painter",
+        "unknown key (allowed here:",
     ),
     (
         "cell_size_does_not_tile_the_image",
@@ -421,6 +422,7 @@ def test_cell_size_follows_the_data():
     """cells.size 4: every model's fg_kernel and the cell-sized references' cell_size become 4
     (the training jobs' params carry it) and the models build and run with a 4 x 4 kernel."""
     import torch
+
     from fgbg.models import build_model
 
     config = copy.deepcopy(DEFAULT)

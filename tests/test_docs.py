@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from fgbg import config_docs, readme_results
+
+from fgbg_tools import config_docs, results_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -145,7 +146,7 @@ def test_the_quick_run_writes_every_table_and_figure(tmp_path):
 
 def test_the_configuration_key_table_is_generated_from_the_schema():
     page = (ROOT / "docs/configuration.md").read_text()
-    assert config_docs.render(page) == page, "run: python -m fgbg.config_docs"
+    assert config_docs.render(page) == page, "run: python -m fgbg_tools.config_docs"
     schema_keys = {row[0] for row in config_docs.rows(config_docs.load_schema())}
     assert "`models.NAME.type`" in schema_keys and "`references.NAME.type`" in schema_keys
 
@@ -153,7 +154,7 @@ def test_the_configuration_key_table_is_generated_from_the_schema():
 def _tables(text: str) -> dict[str, pd.DataFrame]:
     """Each generated block of a page, parsed back into a frame, by its marker."""
     out = {}
-    for match in readme_results.BLOCK.finditer(text):
+    for match in results_pages.BLOCK.finditer(text):
         rows = [line.strip("|").split(" | ") for line in match.group(4).strip().splitlines()]
         rows = [[cell.strip() for cell in row] for row in rows]
         frame = pd.read_csv(StringIO(""), names=rows[0]) if len(rows) < 3 else None
@@ -170,9 +171,9 @@ def test_generated_blocks_are_what_the_generator_writes():
     parsed = _tables(results)
     generated = {name.split()[0]: table for name, table in parsed.items() if " " not in name}
     assert {"headline", "comparisons", "targets", "convergence"} <= set(generated)
-    assert readme_results.fill(results, generated) == results
+    assert results_pages.fill(results, generated) == results
     readme = README.read_text()
-    assert readme_results.fill(readme, generated) == readme
+    assert results_pages.fill(readme, generated) == readme
 
 
 def test_fill_replaces_only_the_blocks_it_has(tmp_path):
@@ -183,7 +184,7 @@ def test_fill_replaces_only_the_blocks_it_has(tmp_path):
     table = pd.DataFrame(
         {"model": ["a", "a", "b"], "stratum": ["s", "t", "s"], "metric": ["m"] * 3, "x": [1, 2, 3]}
     )
-    out = readme_results.fill(page, {"headline": table})
+    out = results_pages.fill(page, {"headline": table})
     assert "| a | s | m | 1 |" in out and "| a | t |" not in out and "| b |" not in out
     assert "keep" in out and "old" not in out
 

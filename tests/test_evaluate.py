@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from eval_helpers import Constant, StandIn, clean_split, evaluate_model, stand_in
+
 from fgbg.evaluate import cell_scores, model_outputs
 from fgbg.illustrate import traverse_outputs
 

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from eval_helpers import clean_split
+
 from fgbg import figures
 from fgbg.metrics.rates import STRATA
 
@@ -59,6 +60,7 @@ def test_latent_traversal_without_dimensions_says_so():
 
 def test_traverse_outputs_decodes_every_layer():
     import torch
+
     from fgbg.illustrate import LAYER_NAMES, traverse_outputs
 
     class TwoLayers(torch.nn.Module):

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from scipy import stats
+
 from fgbg.config import load_config, scenario_params
 from fgbg.findings import (
     VERDICTS,
@@ -30,7 +32,6 @@ from fgbg.generate import Sampler
 from fgbg.layout import overlaps
 from fgbg.metrics.latent import background_table, symmetric_auroc
 from fgbg.metrics.rates import cell_table, rates_table
-from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = load_config(yaml.safe_load((ROOT / "config.yaml").read_text()))

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+
 from fgbg.config import load_config, scenario_params
 from fgbg.datacard import measure_split
 from fgbg.generate import BLOCK_SIZE, Sampler, iter_split, scenario_key

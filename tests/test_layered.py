@@ -6,9 +6,13 @@ import math
 import numpy as np
 import pytest
 import torch
+
+from fgbg.logs import JobError
 from fgbg.losses import gaussian_kl
 from fgbg.models import build_model, resolve_config
-from fgbg.models.layered import PLACE_PRIOR_MIN_VAR, noisy_or_log_likelihood
+from fgbg.models.layered.foreground import PLACE_PRIOR_MIN_VAR
+from fgbg.models.layered.inference import place_evidence, presence_foreground, refine
+from fgbg.models.layered.noisy_or import noisy_or_log_likelihood
 from fgbg.training import load_trained, train
 
 LAYERED = {"type": "layered"}
@@ -24,14 +28,10 @@ def test_shapes_and_terms():
     assert posteriors["z_bg"][1].shape == (3, config["bg_latent"])
     out = model.decode({k: mu for k, (mu, _) in posteriors.items()})
     assert out["foreground"].shape == out["background"].shape == (3, 1, 12, 18)
-    f = model.foreground_layer(x)  # presence (the default) at the refined posterior means
-    refined = model.refine(x, posteriors)
-    means = {k: mu for k, (mu, _) in refined.items()}
-    torch.testing.assert_close(f, model.presence_foreground(x, means))
-    as_means = build_model({**LAYERED, "fg_readout": "means"}, 12, 18)
-    as_means.load_state_dict(model.state_dict(), strict=False)  # the same weights, no rates
-    at_means = torch.sigmoid(model.decode(means)["foreground"])
-    torch.testing.assert_close(as_means.foreground_layer(x), at_means)
+    f = model.foreground_layer(x)  # the presence readout at the refined posterior means
+    means = {k: mu for k, (mu, _) in refine(model, x, posteriors).items()}
+    torch.testing.assert_close(f, presence_foreground(model, x, means))
+    at_means = torch.sigmoid(model.decode(means)["foreground"])  # not what is scored
     assert not torch.allclose(f, at_means)
     assert f.shape == (3, 1, 12, 18) and (f >= 0).all() and (f <= 1).all()
     terms = model.loss_terms(x, torch.Generator().manual_seed(0), epoch=1)
@@ -49,23 +49,8 @@ def test_background_upsampling_is_bilinear_interpolation():
     expected = torch.nn.functional.interpolate(
         coarse, size=(60, 48), mode="bilinear", align_corners=False
     )
-    torch.testing.assert_close(model.upsample(coarse), expected)
+    torch.testing.assert_close(model.background.upsample(coarse), expected)
     assert not any("upsample" in key for key in model.state_dict())  # not saved with weights
-
-
-def test_foreground_kl_weight_rises_to_its_final_value():
-    model = build_model(
-        {"type": "layered", "fg_kl_weight": 0.1, "fg_kl_weight_final": 1.0,
-         "fg_kl_ramp_start": 2, "fg_kl_ramp_epochs": 3},
-        60, 60,
-    )  # fmt: skip
-    weights = [model.fg_kl_weight(epoch) for epoch in range(1, 8)]
-    assert weights == pytest.approx([0.1, 0.1, 0.4, 0.7, 1.0, 1.0, 1.0])
-    assert model.fg_kl_weight(None) == 1.0 and model.warmup_epochs() == 5
-    constant = build_model({"type": "layered"}, 60, 60)
-    assert constant.fg_kl_weight(3) == constant.fg_kl_weight(None) == 0.1
-    assert constant.warmup_epochs() == constant.config["fg_blind_epochs"] == 5  # blind start
-    assert build_model({**LAYERED, "fg_blind_epochs": 0}, 60, 60).warmup_epochs() == 0
 
 
 def test_noisy_or_likelihood_by_hand():
@@ -83,20 +68,6 @@ def test_noisy_or_likelihood_by_hand():
         _logit(f).view(1, 1, 2, 2), _logit(b).view(1, 1, 2, 2), 1 - x.view(1, 1, 2, 2)
     )
     assert flipped.item() < want - 5
-
-
-def test_gradient_floor_changes_gradients_only():
-    f_logits = torch.full((1, 1, 1, 2), -8.0, requires_grad=True)
-    b_logits = torch.full((1, 1, 1, 2), math.log(0.84 / 0.16))
-    x = torch.tensor([[[[1.0, 0.0]]]])
-    plain = noisy_or_log_likelihood(f_logits, b_logits, x)
-    (grad,) = torch.autograd.grad(plain, f_logits)
-    floored = noisy_or_log_likelihood(f_logits, b_logits, x, f_grad_floor=0.3)
-    (grad_floor,) = torch.autograd.grad(floored, f_logits)
-    assert torch.allclose(plain, floored)
-    assert 0 < grad[0, 0, 0, 0] < 1e-3  # vanishes with f on an on-pixel the background explains
-    assert grad_floor[0, 0, 0, 0] > 100 * grad[0, 0, 0, 0]
-    assert grad_floor[0, 0, 0, 1] == grad[0, 0, 0, 1]  # off-pixels keep the true gradient
 
 
 def _band_and_cells(n=256, seed=0):
@@ -126,31 +97,18 @@ def test_a_tiny_run_learns_and_loads(tmp_path):
     assert f.shape == b.shape == (4, 1, 12, 12)
 
 
-def test_position_map_tells_places_apart():
-    plain = build_model({**LAYERED, "bg_grid": 4}, 24, 24)
-    placed = build_model({**LAYERED, "bg_grid": 4, "fg_position": True}, 24, 24)
-    placed.load_state_dict(plain.state_dict(), strict=False)  # same weights, position maps 0
-    z = {"z_fg": torch.zeros(1, 2 * 16), "z_bg": torch.zeros(1, 4)}
-    torch.testing.assert_close(placed.decode(z)["foreground"], plain.decode(z)["foreground"])
-    # a constant latent map paints the same patch everywhere; the position map breaks that,
-    # and only within its reach (patch_context 3: the neighbouring patches)
-    before = placed.decode(z)["foreground"][0, 0]
-    with torch.no_grad():
-        placed.fg_decoder_position[0, :, 0, 0] = 3.0
-    changed = (placed.decode(z)["foreground"][0, 0] - before).abs() > 1e-6
-    assert changed[:6, :6].all() and changed[:12, :12].any() and not changed[12:, :].any()
-    assert not changed[:, 12:].any()
-
-
 def test_a_blind_foreground_encoder_sees_the_opening_only():
-    with pytest.raises(ValueError, match="need fg_opening"):
-        build_model({**LAYERED, "fg_blind_epochs": 2, "fg_opening": False}, 12, 12)
     model = build_model({**LAYERED, "fg_kernel": 3, "bg_pool": 3, "bg_grid": 4,
                          "fg_blind_epochs": 2}, 12, 12)  # fmt: skip
-    assert (build_model(LAYERED, 12, 12).fg_encoder[0].weight[:, 0] == 0).all()  # default 5
-    assert (model.fg_encoder[0].weight[:, 0] == 0).all() and model.warmup_epochs() == 2
+    default = build_model(LAYERED, 12, 12)
+    assert (default.foreground.encoder[0].weight[:, 0] == 0).all()
+    assert default.warmup_epochs() == default.config["fg_blind_epochs"] == 5
+    assert (model.foreground.encoder[0].weight[:, 0] == 0).all() and model.warmup_epochs() == 2
+    unblind = build_model({**LAYERED, "fg_blind_epochs": 0}, 12, 12)
+    assert (unblind.foreground.encoder[0].weight[:, 0] != 0).any()
+    assert unblind.warmup_epochs() == 0
     with torch.no_grad():  # as if trained: the image's weights are no longer 0
-        model.fg_encoder[0].weight[:, 0].normal_()
+        model.foreground.encoder[0].weight[:, 0].normal_()
     empty = torch.zeros(1, 1, 12, 12)
     speckled = empty.clone()
     speckled[0, 0, ::2, ::2] = 1  # no hole-free 3 x 3 window: its opening is 0, as is empty's
@@ -160,80 +118,51 @@ def test_a_blind_foreground_encoder_sees_the_opening_only():
         assert torch.equal(mu_empty, mu_speckled) == same, epoch
 
 
-def test_presence_gates_patches_and_charges_by_place():
-    model = build_model({**LAYERED, "fg_kernel": 3, "bg_pool": 3, "bg_grid": 4,
-                         "fg_presence": True, "fg_painter": "shared", "fg_refine_steps": 0,
-                         "fg_readout": "means"},
-                        6, 6)  # fmt: skip
-    x = torch.bernoulli(torch.full((2, 1, 6, 6), 0.3))
-    posteriors = model.encode(x)
-    assert posteriors["s_fg"][0].shape == (2, 4) and posteriors["s_fg"][1] is None
-    z = {"z_fg": torch.zeros(1, 8), "z_bg": torch.zeros(1, 4)}
-    on = torch.tensor([[30.0, -30.0, -30.0, -30.0]])  # only the top-left patch present
-    f = torch.sigmoid(model.decode({**z, "s_fg": on})["foreground"])[0, 0]
-    painted = torch.sigmoid(model.decode({**z, "s_fg": torch.full((1, 4), 30.0)})["foreground"])
-    torch.testing.assert_close(f[:3, :3], painted[0, 0, :3, :3])
-    assert f[3:, :].max() < 1e-12 and f[:, 3:].max() < 1e-12
-    # a patch's KL is 0 at its prior's rate and grows as the prior makes the place rare
-    model.eval()
-    assert model.presence_kl(torch.zeros(1, 4)).item() == pytest.approx(0.0, abs=1e-6)
-    model.presence_rate[0, 0, 1] = 0.0025
-    used = torch.tensor([[0.0, 6.0, 0.0, 0.0]])
-    assert model.presence_kl(used).item() > 5.0
-    # in training the rate follows the presence the encoder gives each place
-    model.train()
-    for _ in range(2000):
-        model.presence_kl(torch.tensor([[6.0, -6.0, -6.0, -6.0]]))
-    rate = model.presence_rate.flatten()
-    assert rate[0] > 0.99 and (rate[1:] < 0.01).all()
-    assert "presence_rate" in model.state_dict()  # saved with the weights
-    terms = model.loss_terms(x, torch.Generator().manual_seed(0), epoch=1)
-    assert torch.isfinite(terms["loss"])
-
-
 def test_place_prior_narrows_where_the_posteriors_agree():
-    model = build_model({**LAYERED, "fg_kernel": 3, "bg_pool": 3, "bg_grid": 4,
-                         "fg_place_prior": True}, 6, 6)  # fmt: skip
+    model = build_model({**LAYERED, "fg_kernel": 3, "bg_pool": 3, "bg_grid": 4}, 6, 6)
+    fg = model.foreground
     n = resolve_config(LAYERED)["patch_latent"] * 4
-    assert model.place_prior_var.shape == (n,) and "place_prior_var" in model.state_dict()
-    model.eval()  # at the start the prior is N(0, I): the standard KL
+    assert fg.prior_var.shape == (n,) and "foreground.prior_var" in model.state_dict()
+    # at the start the prior is N(0, I): the standard KL
     mu, logvar = torch.randn(3, n), torch.randn(3, n) * 0.1
-    torch.testing.assert_close(model.foreground_kl(mu, logvar), gaussian_kl(mu, logvar))
-    # in training the prior follows the posteriors' moments place by place (not in the
-    # warm-up): dimension 0 is the same in every image (it narrows to the floor), dimension 1
-    # is +-2 (it stays wide)
-    model.train()
-    model.foreground_kl(mu, logvar, epoch=model.warmup_epochs())
-    assert (model.place_prior_var == 1).all() and (model.place_prior_mean == 0).all()
+    torch.testing.assert_close(fg.kl(mu, logvar, False), gaussian_kl(mu, logvar))
+    # the model learns the prior in training after the blind epochs, not in them
+    x = torch.bernoulli(torch.full((2, 1, 6, 6), 0.3))
+    model.train().loss_terms(x, torch.Generator().manual_seed(0), epoch=model.warmup_epochs())
+    assert (fg.prior_var == 1).all() and (fg.prior_mean == 0).all()
+    model.loss_terms(x, torch.Generator().manual_seed(0), epoch=model.warmup_epochs() + 1)
+    assert not (fg.prior_mean == 0).all()
+    fg.prior_mean.zero_(), fg.prior_var.fill_(1.0)
+    # the prior follows the posteriors' moments place by place: dimension 0 is the same in
+    # every image (it narrows to the floor), dimension 1 is +-2 (it stays wide)
     sign = torch.tensor([[1.0], [-1.0]])
     for _ in range(2000):
         mu = torch.zeros(2, n)
         mu[:, 0], mu[:, 1] = 0.5, 2 * sign[:, 0]
-        model.foreground_kl(mu, torch.full((2, n), -10.0))
-    assert model.place_prior_mean[0].item() == pytest.approx(0.5, abs=1e-3)
-    assert model.place_prior_var[0].item() == pytest.approx(PLACE_PRIOR_MIN_VAR)
-    assert model.place_prior_var[1].item() == pytest.approx(4.0, rel=1e-2)
+        fg.kl(mu, torch.full((2, n), -10.0), True)
+    assert fg.prior_mean[0].item() == pytest.approx(0.5, abs=1e-3)
+    assert fg.prior_var[0].item() == pytest.approx(PLACE_PRIOR_MIN_VAR)
+    assert fg.prior_var[1].item() == pytest.approx(4.0, rel=1e-2)
     # the same move away from the prior's mean costs far more at the narrow place
-    model.eval()
-    at_prior = model.place_prior_mean.expand(1, n).clone()
-    logvar = model.place_prior_var.log().expand(1, n).clone()
-    assert model.foreground_kl(at_prior, logvar).item() == pytest.approx(0.0, abs=1e-4)
+    at_prior = fg.prior_mean.expand(1, n).clone()
+    logvar = fg.prior_var.log().expand(1, n).clone()
+    assert fg.kl(at_prior, logvar, False).item() == pytest.approx(0.0, abs=1e-4)
     narrow, wide = at_prior.clone(), at_prior.clone()
     narrow[0, 0] += 1.0
     wide[0, 1] += 1.0
-    assert model.foreground_kl(narrow, logvar).item() == pytest.approx(50.0, rel=1e-3)
-    assert model.foreground_kl(wide, logvar).item() == pytest.approx(0.125, rel=1e-2)
+    assert fg.kl(narrow, logvar, False).item() == pytest.approx(50.0, rel=1e-3)
+    assert fg.kl(wide, logvar, False).item() == pytest.approx(0.125, rel=1e-2)
 
 
 def test_place_painter_paints_each_template_at_its_own_place():
-    model = build_model({**LAYERED, "bg_grid": 4, "fg_painter": "place"}, 24, 24)
+    model = build_model({**LAYERED, "bg_grid": 4}, 24, 24)
     z = {"z_fg": torch.zeros(1, 2 * 16), "z_bg": torch.zeros(1, 4)}
     with torch.no_grad():
-        model.fg_decoder[-1].weight.zero_()
-        model.fg_decoder[-1].bias.fill_(30.0)  # every gate open
-        model.fg_templates.fill_(-3.0)  # logits -30 (TEMPLATE_SCALE 10)
-        model.fg_templates[0, :, 5] = 3.0  # patch (1, 1): pixels 6-11, its window 3-14
-        model.fg_templates[0, :, 15] = 0.0  # patch (3, 3): half on, over its clipped window
+        model.foreground.decoder[-1].weight.zero_()
+        model.foreground.decoder[-1].bias.fill_(30.0)  # every gate open
+        model.foreground.templates.fill_(-3.0)  # logits -30 (TEMPLATE_SCALE 10)
+        model.foreground.templates[0, :, 5] = 3.0  # patch (1, 1): pixels 6-11, window 3-14
+        model.foreground.templates[0, :, 15] = 0.0  # patch (3, 3): half on, window clipped
     f = torch.sigmoid(model.decode(z)["foreground"])[0, 0]
     painted = f > 0.99
     assert painted[3:15, 3:15].all() and painted.sum() == 12 * 12
@@ -242,14 +171,8 @@ def test_place_painter_paints_each_template_at_its_own_place():
     torch.testing.assert_close(f[15:, 15:], torch.full((9, 9), 0.5), atol=1e-4, rtol=0)
     assert f[:3, :].max() < 1e-6 and f[15:18, :15].max() < 1e-6
     with torch.no_grad():
-        model.fg_decoder[-1].bias.fill_(-30.0)  # gates closed: nothing at all
+        model.foreground.decoder[-1].bias.fill_(-30.0)  # gates closed: nothing at all
     assert torch.sigmoid(model.decode(z)["foreground"]).max() < 1e-6
-
-
-def test_place_painter_and_presence_exclude_each_other():
-    with pytest.raises(ValueError, match="exclude each other"):
-        build_model({**LAYERED, "fg_painter": "place", "fg_presence": True, "fg_readout": "means"},
-                    12, 12)  # fmt: skip
 
 
 def _mean_elbo_loss(model, x, posteriors):
@@ -260,14 +183,14 @@ def _mean_elbo_loss(model, x, posteriors):
 
 def test_refinement_lowers_each_images_loss_and_leaves_the_weights():
     torch.manual_seed(0)
-    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3, "fg_painter": "place"}
+    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3}
     model = build_model({**config, "fg_refine_steps": 40}, 12, 12)  # in training mode:
     x = torch.as_tensor(_band_and_cells()[:16], dtype=torch.float32).unsqueeze(1)
     weights = {k: v.clone() for k, v in model.state_dict().items()}  # the prior's too
     with torch.no_grad():  # as in the evaluation: the steps take their own gradients
         encoded = model.encode(x)
-        refined = model.refine(x, encoded)
-        again = model.refine(x, encoded)
+        refined = refine(model, x, encoded)
+        again = refine(model, x, encoded)
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, weights[key], rtol=0, atol=0)
     assert all(p.grad is None for p in model.parameters())
@@ -281,7 +204,7 @@ def test_refinement_lowers_each_images_loss_and_leaves_the_weights():
     plain = build_model({**config, "fg_refine_steps": 0}, 12, 12).eval()
     plain.load_state_dict(model.state_dict())
     with torch.no_grad():
-        torch.testing.assert_close(plain.refine(x, encoded)["z_fg"][0], encoded["z_fg"][0])
+        torch.testing.assert_close(refine(plain, x, encoded)["z_fg"][0], encoded["z_fg"][0])
         assert not torch.allclose(model.foreground_layer(x), plain.foreground_layer(x))
 
 
@@ -289,36 +212,27 @@ def _one(posteriors, i):
     return {name: (mu[i : i + 1], lv[i : i + 1]) for name, (mu, lv) in posteriors.items()}
 
 
-def test_a_model_file_from_before_a_key_existed_loads_as_it_was_trained(tmp_path):
-    """A file written before fg_painter, fg_refine_steps and fg_place_prior existed holds a
-    shared painter, no refinement and no place prior; today's defaults would not fit it."""
-    from fgbg.training import ADDED_LATER
-
-    old = {"type": "layered", **ADDED_LATER["layered"]}
-    model = build_model({**old, "bg_grid": 4}, 12, 12)
-    stored = {k: v for k, v in resolve_config({**old, "bg_grid": 4}).items() if k not in old}
-    torch.save(
-        {"model_config": {"type": "layered", **stored}, "height": 12, "width": 12,
-         "state_dict": model.state_dict()},
-        tmp_path / "model.pt",
-    )  # fmt: skip
-    loaded, config = load_trained(tmp_path / "model.pt")
-    assert config["fg_painter"] == "shared" and config["fg_refine_steps"] == 0
-    assert not config["fg_place_prior"]
-    x = torch.bernoulli(torch.full((2, 1, 12, 12), 0.3))
-    torch.testing.assert_close(loaded.foreground_layer(x), model.eval().foreground_layer(x))
-    with pytest.raises(RuntimeError):  # read with today's defaults, the weights do not fit
-        build_model({"type": "layered", **stored}, 12, 12).load_state_dict(model.state_dict())
+def test_a_model_file_of_another_version_is_refused_naming_the_version(tmp_path):
+    """A model.pt of another layout (0.2.0 and earlier wrote no format) is never read as a
+    model it was not trained as: one line naming the version that wrote it."""
+    model = build_model({**LAYERED, "bg_grid": 4}, 12, 12)
+    state = {"model_config": resolve_config({**LAYERED, "bg_grid": 4}), "height": 12,
+             "width": 12, "state_dict": model.state_dict()}  # fmt: skip
+    torch.save(state, tmp_path / "old.pt")
+    with pytest.raises(JobError, match=r"written by fgbg 0\.2\.0 or earlier.*--forcerun"):
+        load_trained(tmp_path / "old.pt")
+    torch.save({**state, "format": 1, "fgbg_version": "0.1.5"}, tmp_path / "other.pt")
+    with pytest.raises(JobError, match=r"written by fgbg 0\.1\.5"):
+        load_trained(tmp_path / "other.pt")
 
 
 def _forced_gate_score(model, x, means, place, gate_logit):
     """log p(x | f, b) - fg_pixel_penalty sum f per image with place `place`'s gate logit set
     to `gate_logit`, the other gates as decoded: the objective's terms that the gate moves."""
-    z = means["z_fg"].view(-1, model.config["patch_latent"], *model.grid)
-    gates = model.fg_decoder(z).clone()
+    gates = model.foreground.gate_logits(means["z_fg"]).clone()
     gates.view(len(x), -1)[:, place] = gate_logit
-    f_logits = model._place_painting(gates)
-    b_logits = model.background_logits(means["z_bg"])
+    f_logits = model.foreground.paint(gates, learn_rates=False)
+    b_logits = model.background.logits(means["z_bg"])
     pixels = torch.sigmoid(f_logits).flatten(1).sum(1)
     return (
         noisy_or_log_likelihood(f_logits, b_logits, x) - model.config["fg_pixel_penalty"] * pixels
@@ -327,14 +241,14 @@ def _forced_gate_score(model, x, means, place, gate_logit):
 
 def test_place_evidence_is_the_objectives_difference_with_the_template_on_and_off():
     torch.manual_seed(0)
-    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3, "fg_painter": "place"}
-    model = build_model({**config, "fg_readout": "presence"}, 12, 12).eval()
+    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3}
+    model = build_model(config, 12, 12).eval()
     with torch.no_grad():
-        model.fg_templates.normal_(0, 0.3)  # templates that differ pixel by pixel
+        model.foreground.templates.normal_(0, 0.3)  # templates that differ pixel by pixel
         x = torch.as_tensor(_band_and_cells()[:4], dtype=torch.float32).unsqueeze(1)
         means = {name: mu for name, (mu, _lv) in model.encode(x).items()}
-        evidence = model.place_evidence(x, means)
-        gates = model.place_gates(means["z_fg"])
+        evidence = place_evidence(model, x, means)
+        gates = torch.sigmoid(model.foreground.gate_logits(means["z_fg"]).flatten(1))
         assert evidence.shape == gates.shape == (4, 16)
         for place in (0, 5, 15):  # a corner (its window clipped), the middle, the far corner
             expected = _forced_gate_score(model, x, means, place, 40.0) - _forced_gate_score(
@@ -344,20 +258,20 @@ def test_place_evidence_is_the_objectives_difference_with_the_template_on_and_of
 
 
 def test_presence_readout_follows_the_rate_and_the_evidence():
-    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3, "fg_painter": "place"}
-    model = build_model({**config, "fg_readout": "presence"}, 12, 12).eval()
+    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3}
+    model = build_model(config, 12, 12).eval()
     x = torch.as_tensor(_band_and_cells()[:8], dtype=torch.float32).unsqueeze(1)
     # place (1, 1), pixels 3-5 x 3-5, lies inside the windows of (0..2, 0..2): with every
     # template 1 its f is 1 - prod (1 - P_p) over those nine places
     neighbours = [r * 4 + c for r in range(3) for c in range(3)]
     f = {}
     with torch.no_grad():
-        model.fg_templates.fill_(3.0)  # every template on over its whole window
+        model.foreground.templates.fill_(3.0)  # every template on over its whole window
         means = {name: mu for name, (mu, _lv) in model.encode(x).items()}
-        evidence = model.place_evidence(x, means)
+        evidence = place_evidence(model, x, means)
         for rate in (1e-4, 0.5):  # a place seldom used, and an even prior
-            model.place_rate.fill_(rate)
-            f[rate] = model.presence_foreground(x, means)[:, 0]
+            model.foreground.place_rate.fill_(rate)
+            f[rate] = presence_foreground(model, x, means)[:, 0]
             presence = torch.sigmoid(math.log(rate / (1 - rate)) + evidence[:, neighbours])
             torch.testing.assert_close(
                 f[rate][:, 4, 4], 1 - (1 - presence).prod(1), atol=1e-5, rtol=1e-4
@@ -366,43 +280,23 @@ def test_presence_readout_follows_the_rate_and_the_evidence():
 
 
 def test_place_rates_follow_the_gates_in_training_only():
-    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3, "fg_painter": "place"}
-    model = build_model({**config, "fg_readout": "presence"}, 12, 12)
+    model = build_model({**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3}, 12, 12)
     z = {"z_fg": torch.randn(8, 2 * 16), "z_bg": torch.randn(8, model.config["bg_latent"])}
+    rate = model.foreground.place_rate
     with torch.no_grad():
-        gates = model.place_gates(z["z_fg"])
+        gates = torch.sigmoid(model.foreground.gate_logits(z["z_fg"]).flatten(1))
         model.eval().decode(z)
-        torch.testing.assert_close(model.place_rate, torch.full((16,), 0.5))  # eval: no change
+        torch.testing.assert_close(rate, torch.full((16,), 0.5))  # eval: no change
         model.train().decode(z)
-    torch.testing.assert_close(model.place_rate, 0.99 * 0.5 + 0.01 * gates.mean(0))
-    means = build_model({**config, "fg_readout": "means"}, 12, 12).train()
-    means.decode(z)
-    assert not hasattr(means, "place_rate")
+    torch.testing.assert_close(rate, 0.99 * 0.5 + 0.01 * gates.mean(0))
 
 
-def test_training_learns_the_place_rates_and_older_files_read_the_means(tmp_path, monkeypatch):
+def test_training_learns_the_place_rates(tmp_path):
     torch.set_num_threads(1)
-    config = {**LAYERED, "fg_kernel": 3, "bg_pool": 3, "bg_grid": 4, "fg_painter": "place",
-              "fg_refine_steps": 5, "fg_readout": "presence"}  # fmt: skip
+    config = {**LAYERED, "fg_kernel": 3, "bg_pool": 3, "bg_grid": 4, "fg_refine_steps": 5}
     training = {"epochs": 2, "batch_size": 32, "learning_rate": 3e-3, "device": "cpu"}
     images = _band_and_cells(64)
-
-    def no_fit(*args, **kwargs):
-        raise AssertionError("place rates fitted after training")
-
-    monkeypatch.setattr(type(build_model(config, 12, 12)), "fit_place_rates", no_fit)
     train(images, config, training, seed=0, out_dir=tmp_path, val_images=images[:32])
-    model, resolved = load_trained(tmp_path / "model.pt")
-    assert resolved["fg_readout"] == "presence"
-    rate = model.place_rate
+    model, _ = load_trained(tmp_path / "model.pt")
+    rate = model.foreground.place_rate
     assert ((rate > 0) & (rate < 1)).all() and not torch.allclose(rate, torch.full_like(rate, 0.5))
-    state = torch.load(tmp_path / "model.pt", weights_only=True)
-    del state["model_config"]["fg_readout"], state["state_dict"]["place_rate"]
-    torch.save(state, tmp_path / "old.pt")  # a file from before the key: the means, as trained
-    old, old_config = load_trained(tmp_path / "old.pt")
-    assert old_config["fg_readout"] == "means" and not hasattr(old, "place_rate")
-
-
-def test_presence_readout_needs_the_place_painter():
-    with pytest.raises(ValueError, match="fg_readout: presence needs fg_painter: place"):
-        build_model({**LAYERED, "fg_painter": "shared", "fg_readout": "presence"}, 12, 12)

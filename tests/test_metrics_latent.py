@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from fgbg.metrics.latent import background_error, latent_table, probe, symmetric_auroc
 
 

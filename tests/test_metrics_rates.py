@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from eval_helpers import clean_split, overlap_of
+
 from fgbg.metrics.rates import cell_table, rates, rates_table, strata, stratum_names
 
 

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_training import DUAL, tiny_images
+from torch import nn
+
 from fgbg.layers import PatchConv2d, PatchConvTranspose2d, soft_opening
 from fgbg.losses import gaussian_entropy, gaussian_kl, prior_cross_entropy
 from fgbg.models import build_model
 from fgbg.training import train
-from test_training import DUAL, tiny_images
-from torch import nn
 
 
 def binary_images(n, height, width, seed=0):

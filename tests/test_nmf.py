@@ -6,6 +6,8 @@ drops the disk."""
 import numpy as np
 import pytest
 import xarray as xr
+from scipy import optimize
+
 from fgbg.references import (
     KNOWS,
     is_foreground,
@@ -13,7 +15,6 @@ from fgbg.references import (
     reference_outputs,
     support_areas,
 )
-from scipy import optimize
 
 SIDE, CELL = 24, 4
 

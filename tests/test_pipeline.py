@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from workflow_runner import snakemake
+
 from fgbg.findings import VERDICTS
 from fgbg.metrics.rates import rates_table
 from fgbg.summary import METRICS
 from fgbg.targets import TARGETS
-from workflow_runner import snakemake
 
 pytestmark = pytest.mark.filterwarnings("ignore:Object at .snakemake_timestamp is not recognized")
 ROOT = Path(__file__).resolve().parents[1]

@@ -52,3 +52,54 @@ def test_parse_time_modules_do_not_import_torch(module):
         [sys.executable, "-c", code], cwd=ROOT / "workflow", capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def _imports(package_dir: Path) -> dict[str, set[str]]:
+    """module -> the modules of fgbg and fgbg_tools it imports (anywhere in its body)."""
+    import ast
+
+    graph = {}
+    for path in package_dir.rglob("*.py"):
+        parts = path.relative_to(package_dir.parent).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            found |= {n for n in names if n.split(".")[0] in ("fgbg", "fgbg_tools")}
+        graph[module] = found
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """An import cycle among the graph's modules (depth-first search), or None."""
+    state = {}
+
+    def visit(module, path):
+        state[module] = "open"
+        for nxt in sorted(graph[module] & graph.keys() - {module}):
+            if state.get(nxt) == "open":
+                return [*path, nxt]
+            if nxt not in state and (found := visit(nxt, [*path, nxt])):
+                return found
+        state[module] = "done"
+        return None
+
+    for module in sorted(graph):
+        if module not in state and (found := visit(module, [module])):
+            return found
+    return None
+
+
+def test_the_packages_have_no_import_cycle_and_the_runtime_needs_no_tools():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    graph = _imports(ROOT / "workflow" / "fgbg") | _imports(ROOT / "tools" / "fgbg_tools")
+    assert {"fgbg.training", "fgbg_tools.timing", "fgbg_tools.results_pages"} <= graph.keys()
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+    runtime_to_tools = [m for m, targets in graph.items() if m.startswith("fgbg.")
+                        and any(t.startswith("fgbg_tools") for t in targets)]  # fmt: skip
+    assert not runtime_to_tools

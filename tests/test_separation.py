@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from eval_helpers import CONFIG, clean_split, overlap_of
+
 from fgbg.config import scenario_params
 from fgbg.evaluate import disk_coverage, evaluate
 from fgbg.generate import Sampler

@@ -314,6 +314,7 @@ def _same(x, y, where: str) -> None:
 
 def test_slurm_results_equal_a_local_run(runs):
     import torch
+
     from fgbg.store import open_split
 
     assert runs.local_rc == 0, tail(runs.local_log.read_text())

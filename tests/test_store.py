@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import yaml
 import zarr
+
 from fgbg.config import load_config, scenario_params
 from fgbg.datacard import PIXEL_CLASSES, data_card, measure_split
 from fgbg.generate import Batch, Sampler

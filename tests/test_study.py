@@ -1,9 +1,10 @@
-"""fgbg.study: a validation study's per-run verdicts and training diagnostics."""
+"""fgbg_tools.study: a validation study's per-run verdicts and training diagnostics."""
 
 import json
 
 import pandas as pd
-from fgbg.study import (
+
+from fgbg_tools.study import (
     count_table,
     history_table,
     kept_starts,

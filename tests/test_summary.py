@@ -5,9 +5,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
+
 from fgbg.summary import format_cell, read_runs, summarise_latent, summarise_rates, t_interval
 from fgbg.summary import wide as wide_table
-from scipy import stats
 
 
 def test_t_interval_by_hand():

@@ -6,9 +6,10 @@ import math
 
 import pandas as pd
 import pytest
+from scipy import stats
+
 from fgbg.summary import METRICS, summarise, wide
 from fgbg.targets import ALL, NOT_JUDGED, TARGETS, pass_counts, run_verdicts
-from scipy import stats
 
 GOOD = {
     ("inside_bg_on", "auroc"): 0.999,

@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from workflow_runner import snakemake
+
 from fgbg.logs import JobError
 from fgbg.training import (
     StoppingRule,
@@ -25,7 +27,6 @@ from fgbg.training import (
     train,
     train_starts,
 )
-from workflow_runner import snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

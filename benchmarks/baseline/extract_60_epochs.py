@@ -1,6 +1,6 @@
 """Extract the fixed 60-epoch schedule's headline table (the default run of commit 1b523c5,
 45 min 43 s on 2 cores, test split, 5 seeds) from that commit's generated README into a tidy
-CSV, the baseline the early-stopped default run is compared with (fgbg.readme_results).
+CSV, the baseline the early-stopped default run is compared with (fgbg_tools.results_pages).
 
     python benchmarks/baseline/extract_60_epochs.py > benchmarks/baseline/summary_60_epochs.csv
 """

@@ -234,11 +234,6 @@ def check_semantics(config: dict) -> None:
                 f"image size {height} x {width} is not divisible by the foreground kernel "
                 f"{kernel}{source}",
             )
-        if model.get("fg_readout") == "presence" and model.get("fg_painter") != "place":
-            raise ConfigError(
-                f"models.{name}.fg_readout",
-                "presence (the default) needs fg_painter: place; set fg_readout: means",
-            )
     for name in config["scenarios"]:
         params = scenario_params(config, name)
         for k, disk in enumerate(params["disks"]):

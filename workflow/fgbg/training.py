@@ -327,7 +327,14 @@ def train(
     model.eval()
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _atomic_torch_save(
-        {"state_dict": state_dict, "model_config": model_config, "height": height, "width": width},
+        {
+            "format": MODEL_FILE_FORMAT,
+            "fgbg_version": versions()["fgbg"],
+            "state_dict": state_dict,
+            "model_config": model_config,
+            "height": height,
+            "width": width,
+        },
         out_dir / "model.pt",
     )
     write_text(_history_csv(history), out_dir / "history.csv")
@@ -363,7 +370,8 @@ def train_starts(images, model_config, training_config, seed, out_dir, val_image
     out_dir/start{j}/): the one whose kept (best) epoch has the lowest validation loss is
     copied into out_dir, and its run.json lists every start. A rule fixed in advance that
     reads no labels: a start that lost cells or drew a disk explains the images worse
-    (docs/models.md, round 15). With one start this is `train`. Returns the kept history."""
+    (docs/studies/layered-15-two-starts.md). With one start this is `train`. Returns the
+    kept history."""
     starts = training_config.get("starts", 1)
     if starts == 1:
         return train(images, model_config, training_config, seed, out_dir, val_images, **kw)
@@ -414,31 +422,36 @@ def _read_checkpoint(path: Path, device, log) -> dict | None:
         return None
 
 
-# Keys added to a model type after model files were written, with the value their absence
-# meant: an older file is read as the model it was trained as, not as today's default.
-ADDED_LATER = {
-    "layered": {
-        "fg_place_prior": False, "fg_painter": "shared", "fg_refine_steps": 0,
-        "fg_readout": "means",
-    }
-}  # fmt: skip
+# The layout of model.pt; a file of another layout (fgbg 0.2.0 and earlier wrote none) is
+# refused with the version that wrote it, never read as a model it was not trained as.
+MODEL_FILE_FORMAT = 2
 
 
 def load_trained(path) -> tuple[torch.nn.Module, dict]:
     """(model on CPU in eval mode, its resolved model config) from a model.pt.
 
     A file that is not a model.pt this code can load (damaged, truncated, another format) is
-    a JobError naming it and how to retrain it.
+    a JobError naming it and how to retrain it; a file of another MODEL_FILE_FORMAT names
+    the fgbg version that wrote it.
     """
+    retrain = f"retrain it with: snakemake --cores 1 --forcerun {path}"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        kind = state["model_config"].get("type")
-        state["model_config"] = {**ADDED_LATER.get(kind, {}), **state["model_config"]}
-        model = build_model(state["model_config"], state["height"], state["width"])
-        model.load_state_dict(state["state_dict"])
+        written_by = state.get("fgbg_version", "0.2.0 or earlier")
     except Exception as error:  # torch raises several kinds; the reason is not the point
         raise JobError(
-            f"damaged model file {path} (unreadable: {type(error).__name__}); retrain it with: "
-            f"snakemake --cores 1 --forcerun {path}"
+            f"damaged model file {path} (unreadable: {type(error).__name__}); {retrain}"
+        ) from None
+    if state.get("format") != MODEL_FILE_FORMAT:
+        raise JobError(
+            f"model file {path} was written by fgbg {written_by}, whose models this fgbg "
+            f"{versions()['fgbg']} does not read; {retrain} (or read it with that version)"
+        )
+    try:
+        model = build_model(state["model_config"], state["height"], state["width"])
+        model.load_state_dict(state["state_dict"])
+    except Exception as error:
+        raise JobError(
+            f"damaged model file {path} (unreadable: {type(error).__name__}); {retrain}"
         ) from None
     return model.eval(), state["model_config"]

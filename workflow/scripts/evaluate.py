@@ -12,6 +12,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
+
 from fgbg.evaluate import evaluate, model_outputs  # noqa: E402
 from fgbg.logs import log_to_file  # noqa: E402
 from fgbg.novelty import seen_in  # noqa: E402

@@ -9,6 +9,7 @@ sys.path.insert(0, snakemake.scriptdir + "/..")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
 from fgbg import figures  # noqa: E402
 from fgbg.logs import log_to_file  # noqa: E402
 from fgbg.store import open_split  # noqa: E402

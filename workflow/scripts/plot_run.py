@@ -10,6 +10,7 @@ import logging  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
 from fgbg import figures  # noqa: E402
 from fgbg.evaluate import model_outputs  # noqa: E402
 from fgbg.illustrate import LAYER_NAMES, traverse_outputs  # noqa: E402

@@ -11,6 +11,7 @@ sys.path.insert(0, snakemake.scriptdir + "/..")
 
 
 import pandas as pd  # noqa: E402
+
 from fgbg import figures  # noqa: E402
 from fgbg.logs import log_to_file  # noqa: E402
 from fgbg.summary import read_runs  # noqa: E402

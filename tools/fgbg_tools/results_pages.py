@@ -1,7 +1,7 @@
 """Write the Results tables (markdown) of docs/results.md and README.md from a finished run.
 
-    python -m fgbg.readme_results [results/] [--compare A:B ...] [--targets MODEL]
-                                  [--write docs/results.md README.md]
+    python -m fgbg_tools.results_pages [results/] [--compare A:B ...] [--targets MODEL]
+                                         [--write docs/results.md README.md]
 
 Without --write the tables are printed. With it, every block of each page between
 `<!-- generated: NAME [models=A,B] [rows=STRATUM/METRIC,...] -->` and
@@ -28,11 +28,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from fgbg import timing
 from fgbg.findings import Sample, paired
 from fgbg.references import KNOWS
 from fgbg.summary import PASS_STRATUM, format_pass, read_runs
 from fgbg.targets import TARGETS, Target
+from fgbg_tools import timing
+from fgbg_tools.runs import markdown_table, runs
 
 HEADLINE = (
     ("outside", "auroc"),
@@ -56,15 +57,6 @@ COMPARED = (
 )
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    def row(cells) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    lines = [row(frame.columns), row(["---"] * len(frame.columns))]
-    lines += [row("" if pd.isna(c) else c for c in values) for values in frame.itertuples(False)]
-    return "\n".join(lines)
-
-
 def headline(wide: pd.DataFrame) -> pd.DataFrame:
     """The headline quantities per method, scenarios as columns, in HEADLINE order."""
     keyed = wide.set_index(["stratum", "metric"])
@@ -81,12 +73,11 @@ def headline(wide: pd.DataFrame) -> pd.DataFrame:
 def per_run(results: Path) -> pd.DataFrame:
     """Long table (scenario, model, seed, stratum, metric, value) of every run's rates.csv
     and separation.csv."""
-    runs = [
-        (path.parts[-4], path.parts[-3], path.parts[-2][4:], path.parent)
-        for path in sorted(results.glob("eval/*/*/seed*/rates.csv"))
-    ]
-    rates = read_runs([(*run[:3], run[3] / "rates.csv") for run in runs])
-    separation = read_runs([(*run[:3], run[3] / "separation.csv") for run in runs])
+    evaluated = runs(results, "eval", "rates.csv")
+    rates = read_runs([(r.scenario, r.model, r.seed, r.path / "rates.csv") for r in evaluated])
+    separation = read_runs(
+        [(r.scenario, r.model, r.seed, r.path / "separation.csv") for r in evaluated]
+    )
     return long_values(rates, separation)
 
 
@@ -227,13 +218,13 @@ def convergence(results: Path, last: int = 5) -> pd.DataFrame:
     loss over the last `last` epochs, and its change over the last 10 epochs (the training
     defaults' criterion: a flat held-out loss at the end), from every run's history.csv."""
     rows = []
-    for path in sorted(results.glob("models/*/*/seed*/history.csv")):
-        loss = pd.read_csv(path)["val_loss"]
+    for run in runs(results, "models", "history.csv"):
+        loss = pd.read_csv(run.path / "history.csv")["val_loss"]
         tail = loss.iloc[-last:]
         rows.append(
             {
-                "scenario": path.parts[-4],
-                "model": path.parts[-3],
+                "scenario": run.scenario,
+                "model": run.model,
                 "spread": (tail.max() - tail.min()) / tail.mean(),
                 "change_last_10": loss.iloc[-1] / loss.iloc[max(len(loss) - 11, 0)] - 1,
             }
@@ -292,12 +283,12 @@ def epochs_used(results: Path) -> pd.DataFrame:
     """Per model, over every scenario and seed: the epochs trained (the stopping rule's
     choice), how many runs stopped before the bound, and the best validation loss."""
     rows = []
-    for path in sorted(results.glob("models/*/*/seed*/run.json")):
-        run = json.loads(path.read_text())
-        history = pd.read_csv(path.with_name("history.csv"))
+    for trained in runs(results, "models", "run.json"):
+        run = json.loads((trained.path / "run.json").read_text())
+        history = pd.read_csv(trained.path / "history.csv")
         rows.append(
             {
-                "model": path.parts[-3],
+                "model": trained.model,
                 "epochs": len(history),
                 "bound": run["training"]["epochs"],
                 "early": bool(run.get("stopped_early")),
@@ -357,7 +348,7 @@ def tables(
     if target_model and summary is not None:
         out["targets"] = targets(summary, target_model)
     out["knowledge"] = knowledge()
-    if any(results.glob("models/*/*/seed*/history.csv")):
+    if runs(results, "models", "history.csv"):
         out["convergence"] = convergence(results).round(4)
         out["epochs"] = epochs_used(results)
     if baseline is not None and summary is not None:

@@ -2,7 +2,8 @@
 are generated from paired intervals and say "higher" only when the interval excludes 0."""
 
 import pandas as pd
-from fgbg.readme_results import comparison, main
+
+from fgbg_tools.results_pages import comparison, main
 
 
 def _wide(tmp_path):
@@ -63,7 +64,7 @@ def test_a_sentence_says_higher_only_when_the_paired_interval_excludes_zero():
 
 
 def test_convergence_reports_a_loss_still_falling(tmp_path):
-    from fgbg.readme_results import convergence
+    from fgbg_tools.results_pages import convergence
 
     for seed, tail in ((0, [100.0] * 12), (1, [100.0 - 2 * i for i in range(12)])):
         run = tmp_path / f"models/x90/dual/seed{seed}"
@@ -77,7 +78,7 @@ def test_convergence_reports_a_loss_still_falling(tmp_path):
 
 
 def test_targets_say_met_only_when_the_interval_is_past_the_bound():
-    from fgbg.readme_results import targets
+    from fgbg_tools.results_pages import targets
 
     def row(metric, stratum, mean, low, high, n=5):
         return {"scenario": "x90", "model": "m", "stratum": stratum, "metric": metric,
@@ -108,7 +109,7 @@ def test_targets_say_met_only_when_the_interval_is_past_the_bound():
 
 
 def test_pass_count_table_says_k_of_n_and_the_unjudged_runs():
-    from fgbg.readme_results import pass_count_table
+    from fgbg_tools.results_pages import pass_count_table
 
     def row(scenario, model, metric, k, n, low, high):
         return {"scenario": scenario, "model": model, "stratum": "targets", "metric": metric,
@@ -133,7 +134,7 @@ def test_pass_count_table_says_k_of_n_and_the_unjudged_runs():
 
 
 def test_schedule_comparison_says_inside_better_or_worse():
-    from fgbg.readme_results import schedule_comparison
+    from fgbg_tools.results_pages import schedule_comparison
 
     baseline = pd.DataFrame(
         [
@@ -159,7 +160,7 @@ def test_schedule_comparison_says_inside_better_or_worse():
 
 
 def test_training_summary_counts_each_models_verdicts():
-    from fgbg.readme_results import training_summary
+    from fgbg_tools.results_pages import training_summary
 
     epochs = pd.DataFrame(
         {

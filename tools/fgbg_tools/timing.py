@@ -1,7 +1,7 @@
 """Where a run's time goes: per rule and per trained model family, from the files the run
 wrote (Snakemake's `benchmark:` TSVs and each training job's run.json).
 
-    python -m fgbg.timing [results/]
+    python -m fgbg_tools.timing [results/]
 
 prints two markdown tables: per rule, the number of jobs, their summed wall and CPU seconds
 and the mean wall seconds of a job; per model, the training jobs' epochs (min-max), CPU
@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 
 import pandas as pd
+
+from fgbg_tools.runs import markdown_table, runs
 
 
 def rule_times(results) -> pd.DataFrame:
@@ -42,10 +44,10 @@ def training_times(results) -> pd.DataFrame:
     per job from its benchmark (mean, min, max) and per epoch (over every start's epochs),
     and the wall seconds of the training function itself (run.json; no start-up)."""
     rows = []
-    for run_json in sorted(Path(results, "models").glob("*/*/seed*/run.json")):
-        scenario, model, seed = run_json.parts[-4:-1]
-        run = json.loads(run_json.read_text())
-        bench = Path(results, "benchmarks/train", scenario, model, f"{seed}.tsv")
+    for trained in runs(results, "models", "run.json"):
+        model = trained.model
+        run = json.loads((trained.path / "run.json").read_text())
+        bench = trained.benchmark(results, "train")
         cpu = pd.read_csv(bench, sep="\t")["cpu_time"].iloc[-1] if bench.exists() else float("nan")
         epochs = run.get("epochs_trained", run["training"]["epochs"])
         rows.append(
@@ -71,8 +73,6 @@ def training_times(results) -> pd.DataFrame:
 
 
 def main(argv=None) -> None:
-    from fgbg.readme_results import markdown_table
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results", nargs="?", default="results")
     args = parser.parse_args(argv)

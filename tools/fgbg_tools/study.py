@@ -1,12 +1,10 @@
 """Per-run table of a study: a run of the workflow on the validation split
 (`evaluation: {split: val}`) with several seeds and one model entry per setting.
 
-    python -m fgbg.study RESULTS [--models a,b] [--markdown]
-    python -m fgbg.study RESULTS --replay 3:0.01,5:0.005 [--models a,b]
-    python -m fgbg.study RESULTS --moved | --filled [--models a,b]
-    python -m fgbg.study RESULTS --inference [--ways refined,presence] [--split test]
-        [--starts a,a_r1] [--models a,a_r1]
-    python -m fgbg.study RESULTS --starts a,a_r1 [--models a,a_r1] [--markdown]
+    python -m fgbg_tools.study RESULTS [--models a,b] [--markdown]
+    python -m fgbg_tools.study RESULTS --replay 3:0.01,5:0.005 [--models a,b]
+    python -m fgbg_tools.study RESULTS --starts a,a_r1 [--models a,a_r1] [--markdown]
+    python -m fgbg_tools.study RESULTS --histories
 
 One row per (scenario, model, seed): the epochs trained, the best validation loss, the
 background KL at the best epoch (for layered models: near 0 means a collapsed background),
@@ -22,15 +20,8 @@ schedule's best (the decay's own gain left out, so the gap is an upper bound).
 `--starts` replays `training.starts` on entries trained as separate restarts: NAME_best_of_K
 is, per run, the entry whose kept epoch has the lowest validation loss.
 
-`--moved` asks, of every layered run whose foreground draws a disk, whether the objective or
-the optimisation is at fault: the loss with the disk moved into the background. `--filled`
-asks the same of every active cell with one off pixel under a disk that the model leaves
-undrawn: the loss with the posterior of the image with the hole filled. `--inference` reads
-the same trained weights' foreground other ways (without the refinement steps, E_q[f], steps
-from the prior, the presence readout with rates fitted after training) and counts the runs
-meeting every target; `--split test` reads the test images, for a paired reading of a
-default already chosen on the validation split. These diagnostics use the labels
-and live in fgbg.layered_checks.
+The label-using diagnostics of layered runs that earlier studies used (`--moved`,
+`--filled`, `--inference`) are in the v0.2.0 release; docs/studies/ says how to rerun them.
 """
 
 from __future__ import annotations
@@ -41,14 +32,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from fgbg.readme_results import markdown_table, per_run
 from fgbg.targets import ALL, PASS, TARGETS, format_count, pass_counts, run_verdicts
 from fgbg.training import StoppingRule
+from fgbg_tools.results_pages import per_run
+from fgbg_tools.runs import markdown_table, run_dir, runs
 
 
 def long_table(results, models=None, starts=None) -> pd.DataFrame:
     """Per-run values (scenario, model, seed, stratum, metric, value) of the evaluated runs
-    (fgbg.readme_results.per_run), cut to `models`; with `starts`, plus those of
+    (fgbg_tools.results_pages.per_run), cut to `models`; with `starts`, plus those of
     `kept_name(starts)`."""
     long = per_run(Path(results))
     if starts:
@@ -78,11 +70,11 @@ def kept_starts(results, starts) -> pd.DataFrame:
 
 def training_facts(results, scenario, model, seed) -> dict:
     """Epochs, best validation loss and the layered model's diagnostics at the best epoch."""
-    run_dir = Path(results, "models", scenario, model, f"seed{seed}")
-    if not (run_dir / "history.csv").exists():
+    folder = run_dir(results, "models", scenario, model, seed)
+    if not (folder / "history.csv").exists():
         return {}
-    history = pd.read_csv(run_dir / "history.csv")
-    run = json.loads((run_dir / "run.json").read_text())
+    history = pd.read_csv(folder / "history.csv")
+    run = json.loads((folder / "run.json").read_text())
     best = history.loc[history["val_loss"].idxmin()]
     facts = {
         "epochs": len(history),
@@ -99,11 +91,13 @@ def history_table(results, models=None) -> pd.DataFrame:
     """Every trained run's training facts (also runs that were never evaluated): epochs,
     best validation loss, background KL and expected foreground pixels at the best epoch."""
     rows = []
-    for run_json in sorted(Path(results).glob("models/*/*/seed*/run.json")):
-        scenario, model, seed = run_json.parts[-4:-1]
-        if models is None or model in models:
-            facts = training_facts(results, scenario, model, seed[4:])
-            rows.append({"scenario": scenario, "model": model, "seed": int(seed[4:]), **facts})
+    for trained in runs(results, "models", "run.json"):
+        if models is None or trained.model in models:
+            facts = training_facts(results, trained.scenario, trained.model, trained.seed)
+            rows.append(
+                {"scenario": trained.scenario, "model": trained.model, "seed": trained.seed,
+                 **facts}
+            )  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -112,12 +106,12 @@ def replay_rules(results, rules, models=None) -> pd.DataFrame:
     (its cost), and the gap between the best validation loss up to the decay's start and
     the fixed schedule's best, in % (mean and worst run)."""
     rows = []
-    for run_json in sorted(Path(results).glob("models/*/*/seed*/run.json")):
-        run = json.loads(run_json.read_text())
-        model = run_json.parts[-3]
+    for trained in runs(results, "models", "run.json"):
+        run = json.loads((trained.path / "run.json").read_text())
+        model = trained.model
         if run["training"].get("patience") or (models is not None and model not in models):
             continue
-        losses = pd.read_csv(run_json.with_name("history.csv"))["val_loss"].tolist()
+        losses = pd.read_csv(trained.path / "history.csv")["val_loss"].tolist()
         for patience, min_improvement in rules:
             config = {**run["training"], "patience": patience, "min_improvement": min_improvement}
             rule = StoppingRule(config)
@@ -192,57 +186,6 @@ def _counts(long: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def paired_table(long: pd.DataFrame) -> pd.DataFrame:
-    """Per run (scenario, model, seed), each way of reading f (column `inference`) against the
-    first way in `long`, per target metric: the runs where the other way's value is higher,
-    lower or equal, and the range of the differences (other - first)."""
-    ways = list(dict.fromkeys(long["inference"]))
-    keys = ["scenario", "model", "seed", "stratum", "metric"]
-    wide = long.pivot_table(index=keys, columns="inference", values="value", aggfunc="first")
-    rows = []
-    for way in ways[1:]:
-        for target in TARGETS:
-            at = wide.xs((target.stratum, target.metric), level=("stratum", "metric"))
-            diff = (at[way] - at[ways[0]]).dropna()
-            rows.append({"way": f"{way} - {ways[0]}", "target": target.label, "runs": len(diff),
-                         "higher": int((diff > 0).sum()), "lower": int((diff < 0).sum()),
-                         "equal": int((diff == 0).sum()), "min": round(diff.min(), 4),
-                         "max": round(diff.max(), 4)})  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def inference_tables(
-    results, models=None, starts=None, split="val", ways=None
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The layered runs' images of `split` with f read each of `ways` (default: all) of
-    fgbg.layered_checks.inference_foregrounds (a model name "NAME WAY"): the runs passing
-    per scenario; per model and way over every scenario, with each target's worst run; and
-    each way paired per run against the first (`paired_table`)."""
-    from fgbg.layered_checks import INFERENCE, inference_long
-
-    long = inference_long(results, models, split, ways or INFERENCE)
-    paired = paired_table(long)
-    if starts:
-        kept = kept_starts(results, starts)[["scenario", "seed", "model"]]
-        chosen = long.merge(kept, on=["scenario", "seed", "model"]).assign(model=kept_name(starts))
-        long = pd.concat([long, chosen], ignore_index=True)
-    long["model"] = long["model"] + " " + long["inference"]
-    long = long.drop(columns="inference")
-    per_scenario = _counts(long)
-    verdicts = run_verdicts(long)  # per scenario's runs, then pooled per model and way
-    pooled = []
-    for model, group in verdicts.groupby("model", sort=False):
-        runs = group[group["target"] == ALL]
-        k = int((runs["verdict"] == PASS).sum())
-        row = {"model": model, "runs passing": f"{k} of {len(runs)}"}
-        for target in TARGETS:
-            values = group.loc[group["target"] == target.label, "value"]
-            worst = values.min() if target.side == ">=" else values.max()
-            row[f"worst {target.metric} {target.stratum}"] = round(worst, 4)
-        pooled.append(row)
-    return per_scenario, pd.DataFrame(pooled), paired
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results")
@@ -255,28 +198,6 @@ def main(argv=None) -> None:
         "--replay", help="stopping rules to replay on fixed-schedule runs: PATIENCE:MIN,..."
     )
     parser.add_argument(
-        "--moved", action="store_true", help="the loss of layered runs with a disk in f, moved to b"
-    )
-    parser.add_argument(
-        "--inference",
-        action="store_true",
-        help="pass counts of layered runs with f read other ways (fgbg.layered_checks)",
-    )
-    parser.add_argument(
-        "--ways", help="with --inference: comma-separated ways to read f (default: all)"
-    )
-    parser.add_argument(
-        "--split",
-        default="val",
-        choices=["val", "test"],
-        help="with --inference: the images read (default val; choices are made on val only)",
-    )
-    parser.add_argument(
-        "--filled",
-        action="store_true",
-        help="the loss of undrawn one-hole active cells under a disk, with the hole filled",
-    )
-    parser.add_argument(
         "--starts",
         help="model entries that are one setting from other initialisations (training.restart"
         " 0, 1, ...): adds NAME_best_of_K, the entry with the lowest validation loss per run",
@@ -286,21 +207,6 @@ def main(argv=None) -> None:
     models = args.models.split(",") if args.models else None
     if models and starts:
         models.append(kept_name(starts))
-    if args.moved or args.filled:
-        from fgbg.layered_checks import filled_hole_table, moved_disk_table
-
-        table = (moved_disk_table if args.moved else filled_hole_table)(args.results, models)
-        print(markdown_table(table.round(3)))
-        return
-    if args.inference:
-        ways = args.ways.split(",") if args.ways else None
-        from fgbg.layered_checks import INFERENCE
-
-        if unknown := sorted(set(ways or ()) - set(INFERENCE)):
-            parser.error(f"--ways: unknown {', '.join(unknown)}; known: {', '.join(INFERENCE)}")
-        tables = inference_tables(args.results, models, starts, args.split, ways)
-        print("\n\n".join(markdown_table(table) for table in tables))
-        return
     if args.replay:
         rules = [(int(p), float(m)) for p, m in (r.split(":") for r in args.replay.split(","))]
         print(markdown_table(replay_rules(args.results, rules, models)))

@@ -1,0 +1,134 @@
+"""The layered VAE: a foreground layer and a background layer composed the way the data
+are made, by a noisy-OR (SPEC section 8; docs/models.md, "The layered model").
+
+Generative model, for an H x W binary image x with cells of side k (`fg_kernel`, the data's
+`cells.size`) and the image cut into an h x w grid of k x k patches, the places:
+
+    z_fg[p] ~ N(m_p, S_p)   `patch_latent` dimensions per place p; m_p and S_p follow the
+                            posteriors' moments at p (an empirical-Bayes place prior)
+    z_bg    ~ N(0, I)       one global background latent (`bg_latent` dimensions)
+    g_p = sigmoid(D(z_fg)_p)          a gate per place, D a small convolution over the grid
+    f = 1 - prod_p (1 - g_p t_p)      t_p = sigmoid(place p's learned template) over the
+                                      patch and half a cell around it (`foreground`)
+    b = sigmoid(l) sigmoid(8 m)       a level l and a coarse mask m (`bg_grid` square,
+                                      bilinearly upsampled), both decoded from z_bg
+                                      (`background`)
+    x[i] ~ Bernoulli(1 - (1 - f[i]) (1 - b[i]))   a pixel is on when a cell or the
+                                                  background turns it on (`noisy_or`)
+
+Objective (per image, one reparameterised sample, analytic KLs):
+
+    -log p(x | z_fg, z_bg) + fg_kl_weight KL(z_fg) + KL(z_bg) above bg_free_bits per
+    dimension + fg_pixel_penalty sum_i f[i]
+
+Training: the background's learning rate is scaled by `bg_lr_scale`; for the first
+`fg_blind_epochs` epochs the foreground encoder sees only the image's soft opening (the
+pixels of hole-free cell-sized windows), so it cannot tell whether a disk is on and the
+background learns the disks first; after them the place prior and each place's rate r_p
+(the mean gate there) follow the batches (moving averages, no gradient).
+
+Scored output (`foreground_layer`, what the evaluation reads; `inference`): the encoder's
+posterior over z_fg is refined by `fg_refine_steps` Adam steps on the image's own objective;
+then each place's probability of a cell, P_p = sigmoid(logit r_p + e_p), e_p the objective's
+evidence in nats for p's template at full strength against nothing there, is painted with
+its template: f = 1 - prod_p (1 - P_p t_p). Nothing is fitted after training.
+
+What keeps the layers apart: the foreground pays per place it uses (its KL) and per pixel it
+draws (the pixel penalty) and paints only at places with a learned template; the
+background cannot draw a cell (it is flat inside a coarse shape); the blind start gives the
+disks to the background before the foreground can take them. The studies that chose each
+part are docs/studies/.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fgbg.models.base import reparameterise
+from fgbg.models.layered.background import Background
+from fgbg.models.layered.foreground import Foreground
+from fgbg.models.layered.inference import presence_foreground, refine
+from fgbg.models.layered.noisy_or import noisy_or_log_likelihood
+
+__all__ = ["LayeredVAE"]
+
+
+class LayeredVAE(nn.Module):
+    def __init__(self, config: dict, height: int, width: int):
+        super().__init__()
+        self.config, self.height, self.width = config, height, width
+        self.foreground = Foreground(config, height, width)
+        self.background = Background(config, height, width)
+
+    def param_groups(self) -> list[dict]:
+        """Optimiser groups: the background's learning rate scaled by bg_lr_scale."""
+        background = list(self.background.parameters())
+        ids = {id(p) for p in background}
+        foreground = [p for p in self.parameters() if id(p) not in ids]
+        return [
+            {"params": foreground, "lr_scale": 1.0},
+            {"params": background, "lr_scale": float(self.config["bg_lr_scale"])},
+        ]
+
+    def warmup_epochs(self) -> int:
+        """The blind epochs, which the stopping rule does not count."""
+        return self.config["fg_blind_epochs"]
+
+    def encode(self, x, epoch=None):
+        """{"z_fg": (mu, logvar) (N, patch_latent x places), "z_bg": (mu, logvar) (N, e)}."""
+        blind = epoch is not None and epoch <= self.config["fg_blind_epochs"]
+        z_bg = self.background.encode(x)
+        return {"z_fg": self.foreground.encode(x, blind), "z_bg": z_bg}
+
+    def decode(self, latents):
+        """{"foreground": f logits, "background": b logits}, (N, 1, H, W) each. In training
+        each place's rate follows the batch's gates."""
+        gates = self.foreground.gate_logits(latents["z_fg"])
+        return {
+            "foreground": self.foreground.paint(gates, learn_rates=self.training),
+            "background": self.background.logits(latents["z_bg"]),
+        }
+
+    def loss_terms(self, x, generator=None, epoch=None):
+        posteriors = self.encode(x, epoch)
+        out = self.decode(
+            {name: reparameterise(mu, logvar, generator) for name, (mu, logvar) in
+             posteriors.items()}
+        )  # fmt: skip
+        return self.objective(x, out["foreground"], out["background"], posteriors, epoch)
+
+    def objective(self, x, f_logits, b_logits, posteriors, epoch=None) -> dict:
+        """The loss (batch means) for given layer logits and posteriors, and its terms."""
+        c = self.config
+        ll = noisy_or_log_likelihood(f_logits, b_logits, x).mean()
+        learn_prior = self.training and (epoch is None or epoch > c["fg_blind_epochs"])
+        kl_fg = self.foreground.kl(*posteriors["z_fg"], learn_prior).mean()
+        mu_bg, logvar_bg = posteriors["z_bg"]
+        kl_bg_dims = (0.5 * (mu_bg.pow(2) + logvar_bg.exp() - 1 - logvar_bg)).mean(0)
+        fg_pixels = torch.sigmoid(f_logits).flatten(1).sum(1).mean()
+        loss = (
+            -ll
+            + c["fg_kl_weight"] * kl_fg
+            + kl_bg_dims.clamp_min(c["bg_free_bits"]).sum()  # free bits per dimension
+            + c["fg_pixel_penalty"] * fg_pixels
+        )
+        return {
+            "loss": loss,
+            "ll": ll,
+            "kl_fg": kl_fg,
+            "kl_bg": kl_bg_dims.sum(),
+            "fg_pixels": fg_pixels,
+        }
+
+    def layers(self, x):
+        """(f, b), (N, 1, H, W) each: the scored foreground (the presence readout at the
+        refined posterior means) and the background at the posterior means."""
+        posteriors = refine(self, x, self.encode(x))
+        means = {name: mu for name, (mu, _logvar) in posteriors.items()}
+        b = torch.sigmoid(self.background.logits(means["z_bg"]))
+        return presence_foreground(self, x, means), b
+
+    def foreground_layer(self, x, switched_off=()):
+        """f alone: what the evaluation scores (no latent to switch off)."""
+        return self.layers(x)[0]

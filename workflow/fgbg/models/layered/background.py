@@ -1,0 +1,62 @@
+"""The background layer: one global latent decoded to a flat level inside a coarse,
+sharp-edged shape; b = sigmoid(level) sigmoid(BG_SHARPNESS x mask)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fgbg.models.layered.noisy_or import logit_of_product
+
+BG_SHARPNESS = 8.0  # slope of the mask's edge: the background is flat inside its shape
+
+
+def _linear_upsampling(size_in: int, size_out: int) -> torch.Tensor:
+    """(size_out, size_in): the weights of 1-D linear interpolation (align_corners False)."""
+    eye = torch.eye(size_in).view(size_in, 1, size_in)
+    weights = F.interpolate(eye, size=size_out, mode="linear", align_corners=False)
+    return weights.view(size_in, size_out).t().contiguous()
+
+
+class Background(nn.Module):
+    """An MLP encoder over the image average-pooled by `bg_pool` gives a Gaussian posterior
+    over `bg_latent` dimensions; an MLP decoder gives a level logit and a `bg_grid` square
+    mask of logits, bilinearly upsampled to the image. The background cannot draw a cell:
+    it is flat inside a shape no finer than the coarse grid."""
+
+    def __init__(self, config: dict, height: int, width: int):
+        super().__init__()
+        self.pool, self.grid = config["bg_pool"], config["bg_grid"]
+        if height % self.pool or width % self.pool:
+            raise ValueError(f"image size {height} x {width} is not divisible by bg_pool")
+        hidden, e = config["bg_width"], config["bg_latent"]
+        pooled = (height // self.pool) * (width // self.pool)
+        self.encoder = nn.Sequential(
+            nn.Flatten(), nn.Linear(pooled, hidden), nn.ReLU(), nn.Linear(hidden, 2 * e)
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(e, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(hidden, 1 + self.grid**2),  # the level, then the mask
+        )  # fmt: skip
+        self.register_buffer("upsample_rows", _linear_upsampling(self.grid, height), False)
+        self.register_buffer("upsample_cols", _linear_upsampling(self.grid, width), False)
+        with torch.no_grad():  # starts nearly empty: level sigmoid(-4), mask half open
+            self.decoder[-1].bias.fill_(-4.0)
+            self.decoder[-1].bias[1:].fill_(0.0)
+
+    def encode(self, x):
+        """(mu, logvar), each (N, bg_latent)."""
+        return self.encoder(F.avg_pool2d(x, self.pool)).chunk(2, 1)
+
+    def logits(self, z):
+        """b's logits (N, 1, H, W) for z (N, bg_latent)."""
+        out, g = self.decoder(z), self.grid
+        level, mask = out[:, :1].view(-1, 1, 1, 1), self.upsample(out[:, 1:].view(-1, 1, g, g))
+        return logit_of_product(F.logsigmoid(level) + F.logsigmoid(BG_SHARPNESS * mask))
+
+    def upsample(self, coarse):
+        """(N, 1, g, g) -> (N, 1, H, W), bilinear (F.interpolate's weights, align_corners
+        False) as two small matrix products: on a CPU a third of the interpolation kernels'
+        cost, forward and backward."""
+        return self.upsample_rows @ coarse @ self.upsample_cols.t()

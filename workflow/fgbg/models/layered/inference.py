@@ -1,0 +1,85 @@
+"""Inference for an image: the foreground's posterior refined on the image's own objective,
+and the scored output, each place's posterior probability of a cell times its template."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from fgbg.models.base import reparameterise
+from fgbg.models.layered.foreground import template_window
+from fgbg.models.layered.noisy_or import log1m_exp
+
+REFINE_LR = 0.05  # Adam's step size on the posteriors' means and log-variances
+RATE_FLOOR = 1e-4  # place rates are read within [RATE_FLOOR, 1 - RATE_FLOOR]
+
+
+def refine(model, x, posteriors):
+    """The posteriors with the foreground's refined by `fg_refine_steps` Adam steps on each
+    image's own negative ELBO (one reparameterised sample per step, a fixed noise seed) from
+    the encoder's output: semi-amortised inference. The encoder is an amortised guess; the
+    decoder knows where cells are, and the steps find what the objective prefers for this
+    image. No labels; the weights stay fixed, and so does the background's code (its free
+    bits are a batch mean, which would tie an image's answer to the others in its batch)."""
+    steps = model.config["fg_refine_steps"]
+    if not steps:
+        return posteriors
+    mu, logvar = (t.detach().clone().requires_grad_() for t in posteriors["z_fg"])
+    fixed = {n: (m.detach(), lv.detach()) for n, (m, lv) in posteriors.items() if n != "z_fg"}
+    optimiser = torch.optim.Adam([mu, logvar], lr=REFINE_LR)
+    generator = torch.Generator(x.device).manual_seed(0)
+    training, model.training = model.training, False  # the empirical-Bayes buffers stay
+    try:
+        with torch.enable_grad():
+            for _ in range(steps):
+                current = {"z_fg": (mu, logvar), **fixed}
+                out = model.decode(
+                    {n: reparameterise(m, lv, generator) for n, (m, lv) in current.items()}
+                )
+                loss = model.objective(x, out["foreground"], out["background"], current)
+                # x len(x): each image's step follows its own loss, not the batch mean's
+                grads = torch.autograd.grad(loss["loss"] * len(x), [mu, logvar])
+                mu.grad, logvar.grad = grads
+                optimiser.step()
+    finally:
+        model.training = training
+    return {"z_fg": (mu.detach(), logvar.detach()), **fixed}
+
+
+def place_evidence(model, x, means):
+    """(N, places): for each place p, with the other places' gates as decoded from `means`,
+    log p(x | s_p = 1) - log p(x | s_p = 0) - fg_pixel_penalty (sum f | s_p = 1 - sum f |
+    s_p = 0), where s_p = 1 paints p's template at full strength and s_p = 0 nothing there:
+    the objective's own evidence, in nats, for a cell at p. Only p's window changes, so the
+    difference is taken over it alone."""
+    fg = model.foreground
+    k = fg.kernel
+    window, pad = template_window(k), k // 2
+    log_not_gt, log_not_f = fg.fold(F.logsigmoid(fg.gate_logits(means["z_fg"])).flatten(2))
+
+    def windows(t):  # (N, 1, H, W) -> (N, window^2, places), zeros outside the image
+        return F.unfold(t, window, padding=pad, stride=k)
+
+    log_not_others = windows(log_not_f) - log_not_gt  # log(1 - f) without p's term
+    inside, on = windows(torch.ones_like(x)), windows(x)
+    rate_b = windows(F.softplus(model.background.logits(means["z_bg"])))
+
+    def score(log_not_f_p):  # per pixel, log p(x | f, b) - penalty x f
+        log_not_p = (log_not_f_p - rate_b).clamp_max(-1e-7)
+        ll = on * log1m_exp(log_not_p) + (1 - on) * log_not_p
+        return ll - model.config["fg_pixel_penalty"] * -torch.expm1(log_not_f_p)
+
+    log_not_t = fg.fold(fg.templates.new_zeros(1, 1, 1))[0]  # log s_p = 0: full strength
+    present = score(log_not_others + log_not_t)
+    return (inside * (present - score(log_not_others))).sum(1)
+
+
+def presence_foreground(model, x, means):
+    """The scored foreground (N, 1, H, W): f = 1 - prod_p (1 - P_p t_p), with
+    P_p = sigmoid(logit r_p + `place_evidence`_p) the probability of a cell at p given the
+    image and the other places (one mean-field update of a binary presence per place) under
+    the place's rate r_p, learned in training. The gates at the posterior means say yes or
+    no; P_p says how sure the objective is, so an ambiguous window scores in between."""
+    rate = model.foreground.place_rate.clamp(RATE_FLOOR, 1 - RATE_FLOOR)
+    log_p = F.logsigmoid(torch.logit(rate) + place_evidence(model, x, means)).unsqueeze(1)
+    return -torch.expm1(model.foreground.fold(log_p)[1])

@@ -1,0 +1,30 @@
+"""The noisy-OR composition of two layers, in log space: p(x = 1) = 1 - (1 - f)(1 - b)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def log1m_exp(log_p):
+    """log(1 - p) from log p < 0, accurate for p near 0 (expm1) and near 1 (log1p)."""
+    return torch.where(log_p > -0.6931, torch.log(-torch.expm1(log_p)), torch.log1p(-log_p.exp()))
+
+
+def logit_of_product(log_p):
+    """The logit of p from log p < 0 (a product of probabilities, summed as logs)."""
+    return log_p - torch.log(-torch.expm1(log_p.clamp_max(-1e-6)))
+
+
+def noisy_or_log_likelihood(f_logits, b_logits, x):
+    """Per-image log p(x) under p = 1 - (1 - f)(1 - b), from the layers' logits: with
+    a = -log(1 - p) = softplus(f_logits) + softplus(b_logits), log p = log(1 - exp(-a))."""
+    a = (F.softplus(f_logits) + F.softplus(b_logits)).clamp_min(1e-7)
+    return (x * log1m_exp(-a) - (1 - x) * a).flatten(1).sum(dim=1)
+
+
+def follow(buffer, batch_value):
+    """A moving average over training batches, in place (momentum 0.99): how the
+    empirical-Bayes quantities (the place prior, the place rates) follow their posteriors
+    without a gradient. Returns `buffer`."""
+    return buffer.mul_(0.99).add_(0.01 * batch_value)
