@@ -98,7 +98,17 @@ def test_nmf_needs_the_training_splits():
 
 
 def test_knowledge_table_names_every_method_type():
-    assert set(KNOWS) == {"dual", "vae", "layered", "raw", "neuropil", "truth", "opening", "nmf"}
+    assert set(KNOWS) == {
+        "dual",
+        "vae",
+        "layered",
+        "raw",
+        "neuropil",
+        "truth",
+        "bayes",
+        "opening",
+        "nmf",
+    }
     assert {tuple(v) for v in KNOWS.values()} == {
         ("cell size", "disk scale", "cell outlines", "activity")
     }

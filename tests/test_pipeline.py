@@ -109,7 +109,7 @@ def test_summary_equals_the_mean_of_rates_recomputed_from_cells(workdir):
     assert (
         set(summary["metric"]) == set(METRICS) | {"leakage", "leakage_ratio", "pixel_ap"} | passes
     )
-    assert set(summary["model"]) == {*MODELS, "raw", "neuropil", "truth", "opening", "nmf"}
+    assert set(summary["model"]) == {*MODELS, "raw", "neuropil", "truth", "bayes", "opening", "nmf"}
     checked = 0
     for model in MODELS:
         run = workdir / f"results/eval/{SCENARIO}/{model}"
@@ -165,7 +165,7 @@ def test_report_and_nothing_left_to_do(workdir):
 def test_references_and_separation_rows(workdir):
     summary = pd.read_csv(workdir / "results/summary.csv")
     mean = summary.set_index(["model", "stratum", "metric"])["mean"]
-    for method in (*MODELS, "raw", "neuropil", "truth", "opening", "nmf"):
+    for method in (*MODELS, "raw", "neuropil", "truth", "bayes", "opening", "nmf"):
         for region, metric in [
             ("active_disks", "leakage"),
             ("disk0", "leakage"),
@@ -180,6 +180,9 @@ def test_references_and_separation_rows(workdir):
     assert (truth.xs("auroc", level="metric").dropna() == 1).all()
     assert (truth.xs("fpr", level="metric").dropna() == 0).all()
     assert truth["active_disks", "leakage"] == 0
+    # the exact posterior: it ranks the cells under a disk and leaves the disk out
+    assert mean["bayes", "inside_bg_on", "auroc"] >= 0.99
+    assert mean["bayes", "active_disks", "leakage"] < 0.01
     cells = pd.read_csv(workdir / "results/summary_cells.csv")
-    assert set(cells["model"]) == {*MODELS, "raw", "neuropil", "truth", "opening", "nmf"}
+    assert set(cells["model"]) == {*MODELS, "raw", "neuropil", "truth", "bayes", "opening", "nmf"}
     assert (cells["ci95_high"].dropna() <= 1).all() and (summary["ci95_low"].dropna() >= 0).all()

@@ -10,6 +10,9 @@ for these images?", so that it is one more row in every table:
   (for the pixel metrics) is x minus ``factor`` times the mean of the cell-free pixels in the
   (2 outer + size) wide square around each pixel, the same correction applied everywhere;
 - ``truth``: the true active-cell mask (a ceiling: perfect everywhere);
+- ``bayes``: the exact posterior probability that each cell is active given the image,
+  from the scenario's own generative model (`fgbg.bayes`), painted on the cell's pixels:
+  the ceiling of what any method can reach from the image (SPEC section 10);
 - ``opening``: the soft morphological opening of x by a cell-sized square
   (`fgbg.layers.soft_opening`), the filter the layered model's foreground encoder is given:
   what a fixed filter alone achieves, so that the model is judged on what it adds;
@@ -39,6 +42,7 @@ from scipy import linalg, ndimage, optimize
 from sklearn.decomposition import NMF
 from sklearn.exceptions import ConvergenceWarning
 
+from fgbg import bayes
 from fgbg.config import schema_defaults
 from fgbg.generate import active_cover, pixel_cell_index
 from fgbg.layers import soft_opening
@@ -132,6 +136,12 @@ KNOWS = {
         "disk scale": "",
         "cell outlines": "the cell masks (the ROIs) and their annuli",
         "activity": "",
+    },
+    "bayes": {
+        "cell size": "(from the outlines)",
+        "disk scale": "the disks' masks, intensities and probabilities",
+        "cell outlines": "the cell masks",
+        "activity": "the cells' probability, the noise and the threshold (not the states)",
     },
     "truth": {
         "cell size": "(from the outlines)",
@@ -253,6 +263,8 @@ def reference_outputs(config: dict, dataset, train=None, val=None) -> dict:
         index = pixel_cell_index(cell_mask)
         active = active_cover(dataset["cell_active"].values.astype(bool), index)
         return {"foreground": active.reshape(images.shape).astype(np.float32)}
+    if kind == "bayes":
+        return {"foreground": bayes.foreground(images, dataset.attrs["generation"])}
     if kind == "opening":
         x = torch.as_tensor(images, dtype=torch.float32).unsqueeze(1)
         opened = soft_opening(x, cell_side(config, dataset), config["sharpness"])
@@ -263,4 +275,4 @@ def reference_outputs(config: dict, dataset, train=None, val=None) -> dict:
             "foreground": neuropil_image(images, *args).astype(np.float32),
             "scores": neuropil_scores(images, *args),
         }
-    raise ValueError(f"reference type {kind!r} is not one of raw, neuropil, truth, opening, nmf")
+    raise ValueError(f"reference type {kind!r} is not one of raw, neuropil, truth, bayes, opening, nmf")
