@@ -275,4 +275,6 @@ def reference_outputs(config: dict, dataset, train=None, val=None) -> dict:
             "foreground": neuropil_image(images, *args).astype(np.float32),
             "scores": neuropil_scores(images, *args),
         }
-    raise ValueError(f"reference type {kind!r} is not one of raw, neuropil, truth, bayes, opening, nmf")
+    raise ValueError(
+        f"reference type {kind!r} is not one of raw, neuropil, truth, bayes, opening, nmf"
+    )
