@@ -18,7 +18,8 @@ from fgbg_tools import config_docs, results_pages
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
-PAGES = [README, *DOCS, ROOT / "CHANGELOG.md"]
+STUDIES = sorted((ROOT / "docs" / "studies").glob("*.md"))
+PAGES = [README, *DOCS, *STUDIES, ROOT / "CHANGELOG.md"]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 QUICK_COMMAND = "snakemake --cores 2 --configfile config/quick.yaml"
 
@@ -43,7 +44,7 @@ def marked_block(marker: str, text: str | None = None) -> str:
     return lines[fence + 1]
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_relative_link_and_image_resolves(page):
     text = page.read_text()
     for target in LINK.findall(re.sub(r"```.*?```", "", text, flags=re.S)):
@@ -54,6 +55,22 @@ def test_every_relative_link_and_image_resolves(page):
         assert file.exists(), f"{page.name}: {target} does not exist"
         if anchor and file.suffix == ".md":
             assert anchor in anchors(file.read_text()), f"{page.name}: no anchor {target}"
+
+
+def test_models_page_is_a_reference_and_the_study_log_names_a_commit_per_entry():
+    """The models page describes what is (no study rounds); every entry of the study log
+    names the commit (or release tag) at which it reruns."""
+    models = (ROOT / "docs" / "models.md").read_text()
+    assert len(models.encode()) <= 26 * 1024 and not re.search(r"\b[Rr]ounds? \d", models)
+    log = subprocess.run(["git", "rev-list", "--all"], cwd=ROOT, capture_output=True, text=True)
+    commits = {full[:7] for full in log.stdout.split()}
+    for page in STUDIES:
+        if page.name == "README.md":
+            continue
+        ran_at = re.findall(r"\*Ran at\* `([0-9a-f]{7,40})`", page.read_text())
+        assert ran_at, f"{page.name}: an entry without the commit it ran at"
+        if commits:  # a clone without history cannot check that the commits exist
+            assert {c[:7] for c in ran_at} <= commits, page.name
 
 
 def test_readme_is_short_and_links_every_docs_page():

@@ -297,8 +297,20 @@ def test_separation_figure_draws_targets_and_pass_counts():
     fig = figures.separation_figure(table, references=["raw"])
     assert len(fig.axes) == 4 and fig.axes[3].get_ylabel().startswith("runs passing")
     assert [t.get_text() for t in fig.axes[3].texts] == ["4/5", "0/5"]
-    dotted = [line for line in fig.axes[2].get_lines() if line.get_linestyle() == ":"]
-    assert [line.get_ydata()[0] for line in dotted] == [0.03]  # the leakage target
+
+    def dotted(ax):
+        return [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == ":"]
+
+    assert dotted(fig.axes[2]) == [0.03]  # the leakage target, absolute
+    assert dotted(fig.axes[0]) == dotted(fig.axes[1]) == []  # relative: no ceiling, no line
+    # with the ceiling's rows the relative bounds sit at its mean plus the offset
+    ceiling = [{"scenario": "x90", "model": "bayes", "stratum": "inside_bg_on",
+                "metric": metric, "mean": mean} for metric, mean in (("auroc", 0.99),
+                                                                      ("fpr", 0.006))]  # fmt: skip
+    table = _summary_rows(rows + ceiling).assign(n_seeds=5)
+    fig = figures.separation_figure(table, references=["raw", "bayes"])
+    assert dotted(fig.axes[0]) == [pytest.approx(0.985)]
+    assert dotted(fig.axes[1]) == [pytest.approx(0.016)]
 
 
 def test_one_hot_states_move_away_from_a_code():

@@ -80,32 +80,49 @@ def test_convergence_reports_a_loss_still_falling(tmp_path):
 def test_targets_say_met_only_when_the_interval_is_past_the_bound():
     from fgbg_tools.results_pages import targets
 
-    def row(metric, stratum, mean, low, high, n=5):
-        return {"scenario": "x90", "model": "m", "stratum": stratum, "metric": metric,
+    def row(metric, stratum, mean, low, high, n=5, model="m"):
+        return {"scenario": "x90", "model": model, "stratum": stratum, "metric": metric,
                 "mean": mean, "ci95_low": low, "ci95_high": high, "n_seeds": n}  # fmt: skip
 
+    nan = float("nan")
     summary = pd.DataFrame(
         [
-            row("auroc", "inside_bg_on", 0.997, 0.996, 0.998),  # met
+            row("auroc", "inside_bg_on", 0.997, 0.996, 0.998),  # met (bound 0.994)
             row("fpr", "inside_bg_on", 0.015, 0.005, 0.025),  # mean met, CI crosses 0.02
             row("leakage", "active_disks", 0.06, 0.05, 0.07),  # missed by 0.03
-            row("leakage_ratio", "active_disks", float("nan"), float("nan"), float("nan"), 0),
-            row("auroc", "outside", 1.0, float("nan"), float("nan"), 1),  # one run
-            row("auroc", "inside_bg_off", 0.9, float("nan"), float("nan"), 1),
+            row("leakage_ratio", "active_disks", nan, nan, nan, 0),
+            row("leakage", "disk0", 0.01, 0.0, 0.02),
+            row("leakage", "disk1", 0.045, 0.04, 0.07),  # the worst disk: CI crosses 0.05
+            row("auroc", "outside", 1.0, nan, nan, 1),  # one run
+            row("auroc", "inside_bg_off", 0.9, nan, nan, 1),
             row("pass_auroc_inside_bg_on", "targets", 0.8, 0.28, 0.99),
+            *(row(metric, stratum, mean, mean, mean, model="bayes") for metric, stratum, mean in
+              (("auroc", "inside_bg_on", 0.999), ("fpr", "inside_bg_on", 0.01),
+               ("auroc", "outside", 1.0), ("auroc", "inside_bg_off", 1.0))),
         ]
-    )
+    )  # fmt: skip
     table = targets(summary, "m").set_index("target")
     verdicts = table["verdict"]
-    assert verdicts["auroc `inside_bg_on` >= 0.995"] == "met"
-    assert verdicts["fpr `inside_bg_on` <= 0.02"] == "mean met, CI crosses"
+    assert verdicts["auroc `inside_bg_on` >= bayes -0.005"] == "met"
+    assert table.loc["auroc `inside_bg_on` >= bayes -0.005", "bound"] == "0.994"
+    assert verdicts["fpr `inside_bg_on` <= bayes +0.01"] == "mean met, CI crosses"
     assert verdicts["leakage `active_disks` <= 0.03"] == "missed by 0.030"
     assert verdicts["leakage_ratio `active_disks` <= 0.03"] == "no data"
-    assert verdicts["auroc `outside` >= 0.99"] == "one run, met"
-    assert verdicts["auroc `inside_bg_off` >= 0.99"] == "one run, missed by 0.090"
-    assert "mean met, CI crosses" not in set(verdicts.drop("fpr `inside_bg_on` <= 0.02"))
-    assert table.loc["auroc `inside_bg_on` >= 0.995", "runs passing"] == "4 of 5 [0.28, 0.99]"
-    assert table.loc["auroc `outside` >= 0.99", "mean [95 % CI]"] == "1.000"
+    assert verdicts["leakage `each_disk` <= 0.05"] == "mean met, CI crosses"
+    assert table.loc["leakage `each_disk` <= 0.05", "mean [95 % CI]"].startswith("0.045")
+    assert verdicts["auroc `outside` >= bayes -0.005"] == "one run, met"
+    assert verdicts["auroc `inside_bg_off` >= bayes -0.005"] == "one run, missed by 0.095"
+    assert "mean met, CI crosses" not in set(
+        verdicts.drop(["fpr `inside_bg_on` <= bayes +0.01", "leakage `each_disk` <= 0.05"])
+    )
+    assert table.loc["auroc `inside_bg_on` >= bayes -0.005", "runs passing"] == (
+        "4 of 5 [0.28, 0.99]"
+    )
+    assert table.loc["auroc `outside` >= bayes -0.005", "mean [95 % CI]"] == "1.000"
+    # without the ceiling a relative target has no bound to be judged against
+    alone = targets(summary[summary["model"] == "m"], "m").set_index("target")["verdict"]
+    assert alone["auroc `inside_bg_on` >= bayes -0.005"] == "no data"
+    assert alone["leakage `active_disks` <= 0.03"] == "missed by 0.030"
 
 
 def test_pass_count_table_says_k_of_n_and_the_unjudged_runs():

@@ -13,6 +13,12 @@ from fgbg_tools.study import (
 )
 
 GOOD = {"auroc": 0.999, "tpr": 0.99, "fpr": 0.0}
+CEILING = {"auroc": 0.9995, "tpr": 0.999, "fpr": 0.005}  # bayes: the relative targets' base
+
+
+def write_ceiling(results, seeds=range(3)):
+    for seed in seeds:
+        write_run(results, "bayes", seed, CEILING, 0.0005, history=False)
 
 
 def write_run(results, model, seed, rates, leakage, history=True, best_loss=1.0):
@@ -21,7 +27,11 @@ def write_run(results, model, seed, rates, leakage, history=True, best_loss=1.0)
     strata = ["inside_bg_on", "outside", "inside_bg_off"]
     pd.DataFrame([{"stratum": s, **rates} for s in strata]).to_csv(run / "rates.csv")
     pd.DataFrame(
-        [("active_disks", "leakage", leakage, 10), ("active_disks", "leakage_ratio", leakage, 10)],
+        [
+            ("active_disks", "leakage", leakage, 10),
+            ("active_disks", "leakage_ratio", leakage, 10),
+            ("disk0", "leakage", leakage, 10),
+        ],
         columns=["region", "metric", "value", "pixels"],
     ).to_csv(run / "separation.csv", index=False)
     (run / "eval.json").write_text("{}")
@@ -37,12 +47,16 @@ def write_run(results, model, seed, rates, leakage, history=True, best_loss=1.0)
 def test_runs_pass_only_when_every_target_is_met(tmp_path):
     write_run(tmp_path, "m", 0, GOOD, 0.01)
     write_run(tmp_path, "m", 1, GOOD, 0.05)  # leakage above 0.03: fails
-    write_run(tmp_path, "m", 2, {**GOOD, "auroc": 0.99}, 0.01)  # AUROC below 0.995: fails
-    table = run_table(tmp_path)
+    write_run(tmp_path, "m", 2, {**GOOD, "auroc": 0.99}, 0.01)  # 0.0095 below bayes: fails
+    write_ceiling(tmp_path)
+    table = run_table(tmp_path, models=["m"])
+    assert table["model"].tolist() == ["bayes"] * 3 + ["m"] * 3  # the ceiling beside
+    table = table[table["model"] == "m"]
     assert table["passes"].tolist() == [True, False, False]
     assert table["epochs"].tolist() == [3, 3, 3] and table["val_loss"].tolist() == [1.0] * 3
     assert table["kl_bg"].tolist() == [0.0] * 3  # at the best validation epoch
-    assert count_table(tmp_path)["runs passing"].tolist() == ["1 of 3 [0.01, 0.91]"]
+    counts = count_table(tmp_path, models=["m"]).set_index("model")["runs passing"]
+    assert counts.to_dict() == {"bayes": "3 of 3 [0.29, 1.00]", "m": "1 of 3 [0.01, 0.91]"}
 
 
 def test_best_of_starts_follows_the_validation_loss_not_the_verdict(tmp_path):
@@ -54,6 +68,7 @@ def test_best_of_starts_follows_the_validation_loss_not_the_verdict(tmp_path):
     ]:
         write_run(tmp_path, "m", seed, GOOD, leak_0, best_loss=loss_0)
         write_run(tmp_path, "m_r1", seed, GOOD, leak_1, best_loss=loss_1)
+    write_ceiling(tmp_path)
     assert kept_starts(tmp_path, ["m", "m_r1"])["model"].tolist() == ["m", "m_r1", "m_r1"]
     table = run_table(tmp_path, starts=["m", "m_r1"])
     kept = table[table["model"] == "m_best_of_2"]

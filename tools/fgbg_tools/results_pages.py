@@ -31,7 +31,7 @@ import pandas as pd
 from fgbg.findings import Sample, paired
 from fgbg.references import KNOWS
 from fgbg.summary import PASS_STRATUM, format_pass, read_runs
-from fgbg.targets import TARGETS, Target
+from fgbg.targets import CEILING, EACH_DISK, TARGETS, Target, is_disk
 from fgbg_tools import timing
 from fgbg_tools.runs import markdown_table, runs
 
@@ -127,21 +127,22 @@ def comparisons(runs: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def _verdict(target: Target, mean: float, low: float, high: float, n: float) -> str:
-    """The verdict: "met" when the whole interval is on the target's side of the bound,
-    "missed by D" when the mean is on the wrong side (D = its distance to the bound), "mean
-    met, CI crosses" otherwise; "no data" without a value and "one run" (with the run's
-    side) without an interval."""
-    if pd.isna(mean):
+def _verdict(target: Target, bound: float, mean: float, low: float, high: float, n) -> str:
+    """The verdict against `bound` (the target's, at the ceiling's mean for a relative one):
+    "met" when the whole interval is on the target's side, "missed by D" when the mean is
+    on the wrong side (D = its distance to the bound), "mean met, CI crosses" otherwise;
+    "no data" without a value or a bound and "one run" (with the run's side) without an
+    interval."""
+    if pd.isna(mean) or pd.isna(bound):
         return "no data"
     sign = 1 if target.side == ">=" else -1
-    if sign * (mean - target.bound) < 0:
-        missed = f"missed by {abs(mean - target.bound):.3f}"
+    if sign * (mean - bound) < 0:
+        missed = f"missed by {abs(mean - bound):.3f}"
         return f"one run, {missed}" if pd.isna(low) or n == 1 else missed
     if pd.isna(low) or n == 1:
         return "one run, met"
     worst = low if sign == 1 else high
-    return "met" if sign * (worst - target.bound) >= 0 else "mean met, CI crosses"
+    return "met" if sign * (worst - bound) >= 0 else "mean met, CI crosses"
 
 
 def _number(mean: float, low: float, high: float) -> str:
@@ -151,25 +152,30 @@ def _number(mean: float, low: float, high: float) -> str:
 
 
 def targets(summary: pd.DataFrame, model: str) -> pd.DataFrame:
-    """Each target (fgbg.targets.TARGETS) per scenario: the mean [95 % CI] over seeds, its
-    verdict (`_verdict`) and, where summary.csv has the pass counts, the runs that meet it
-    ("k of n [exact 95 % CI]"): the runs decide, the mean only describes them."""
+    """Each target (fgbg.targets.TARGETS) per scenario: the bound (a relative one at the
+    ceiling's mean over the scenario's runs), the mean [95 % CI] over seeds (for every disk's
+    own leakage, the worst disk's), its verdict (`_verdict`) and, where summary.csv has the
+    pass counts, the runs that meet it ("k of n [exact 95 % CI]"): the runs decide, the mean
+    only describes them."""
     rows = []
-    keyed = summary[summary["model"] == model].set_index(["scenario", "stratum", "metric"])
+    keyed = summary.set_index(["model", "scenario", "stratum", "metric"]).sort_index()
     for scenario in dict.fromkeys(summary["scenario"]):
         for target in TARGETS:
-            key = (scenario, target.stratum, target.metric)
-            if key not in keyed.index:
+            r = _target_row(keyed, model, scenario, target)
+            if r is None:
                 continue
-            r = keyed.loc[key]
+            ceiling = _target_row(keyed, CEILING, scenario, target)
+            at_ceiling = ceiling["mean"] if ceiling is not None else math.nan
+            bound = target.bound_for(at_ceiling)
             stats = (r["mean"], r["ci95_low"], r["ci95_high"])
             row = {
                 "scenario": scenario,
                 "target": target.label,
+                "bound": "" if pd.isna(bound) else f"{bound:.3f}",
                 "mean [95 % CI]": _number(*stats),
-                "verdict": _verdict(target, *stats, r.get("n_seeds", math.nan)),
+                "verdict": _verdict(target, bound, *stats, r.get("n_seeds", math.nan)),
             }
-            passing = (scenario, PASS_STRATUM, f"pass_{target.metric}_{target.stratum}")
+            passing = (model, scenario, PASS_STRATUM, f"pass_{target.metric}_{target.stratum}")
             if passing in keyed.index:
                 p = keyed.loc[passing]
                 row["runs passing"] = format_pass(
@@ -177,6 +183,22 @@ def targets(summary: pd.DataFrame, model: str) -> pd.DataFrame:
                 )
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _target_row(keyed: pd.DataFrame, model: str, scenario: str, target: Target):
+    """The summary row of `target`'s measure for a model and scenario (for every disk's own
+    leakage the worst disk's), or None."""
+    try:
+        mine = keyed.loc[(model, scenario)]
+    except KeyError:
+        return None
+    if target.stratum != EACH_DISK:
+        key = (target.stratum, target.metric)
+        return mine.loc[key] if key in mine.index else None
+    disks = mine[[m == target.metric and is_disk(s) for s, m in mine.index]]
+    if disks.empty:
+        return None
+    return disks.loc[disks["mean"].idxmax() if target.side == "<=" else disks["mean"].idxmin()]
 
 
 def pass_count_table(summary: pd.DataFrame) -> pd.DataFrame:

@@ -32,7 +32,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from fgbg.targets import ALL, PASS, TARGETS, format_count, pass_counts, run_verdicts
+from fgbg.targets import (
+    ALL,
+    CEILING,
+    PASS,
+    TARGETS,
+    format_count,
+    pass_counts,
+    run_verdicts,
+)
 from fgbg.training import StoppingRule
 from fgbg_tools.results_pages import per_run
 from fgbg_tools.runs import markdown_table, run_dir, runs
@@ -40,8 +48,8 @@ from fgbg_tools.runs import markdown_table, run_dir, runs
 
 def long_table(results, models=None, starts=None) -> pd.DataFrame:
     """Per-run values (scenario, model, seed, stratum, metric, value) of the evaluated runs
-    (fgbg_tools.results_pages.per_run), cut to `models`; with `starts`, plus those of
-    `kept_name(starts)`."""
+    (fgbg_tools.results_pages.per_run), cut to `models` and the ceiling (CEILING, which the
+    relative targets read); with `starts`, plus those of `kept_name(starts)`."""
     long = per_run(Path(results))
     if starts:
         kept = kept_starts(results, starts)
@@ -49,7 +57,7 @@ def long_table(results, models=None, starts=None) -> pd.DataFrame:
             ["scenario", "seed"], kind="stable"
         )
         long = pd.concat([long, chosen.assign(model=kept_name(starts)).drop(columns="val_loss")])
-    return long if models is None else long[long["model"].isin(models)]
+    return long if models is None else long[long["model"].isin([*models, CEILING])]
 
 
 def kept_name(starts) -> str:

@@ -21,7 +21,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from fgbg.metrics.rates import STRATA  # noqa: E402
-from fgbg.targets import TARGETS  # noqa: E402
+from fgbg.targets import CEILING, TARGETS  # noqa: E402
 
 CMAP = "gray"
 IMAGE_RANGE = {"cmap": CMAP, "vmin": 0.0, "vmax": 1.0, "interpolation": "nearest"}
@@ -413,11 +413,17 @@ def separation_panels(summary: pd.DataFrame, panels=SEPARATION_PANELS) -> list[t
     return chosen
 
 
-def _target_line(ax, stratum: str, metric: str, targets=TARGETS) -> bool:
-    """The target's bound (fgbg.targets) on this panel's measure as a dotted line."""
+def _target_line(ax, stratum: str, metric: str, rows: pd.DataFrame, targets=TARGETS) -> bool:
+    """The target's bound (fgbg.targets) on this panel's measure as a dotted line; a
+    relative bound at the ceiling's mean over the runs in `rows` (this scenario's), none
+    when the ceiling is not among them."""
     for target in targets:
         if (target.stratum, target.metric) == (stratum, metric):
-            ax.axhline(target.bound, ls=":", lw=1, color="0.25", zorder=4)
+            ceiling = rows.loc[rows["model"] == CEILING, "mean"]
+            if target.relative and ceiling.empty:
+                return False
+            bound = target.bound_for(ceiling.mean() if target.relative else float("nan"))
+            ax.axhline(bound, ls=":", lw=1, color="0.25", zorder=4)
             return True
     return False
 
@@ -455,7 +461,7 @@ def separation_figure(
             for model in models:  # one bar per method at its own x
                 _grouped_bars(ax, rows, "x", models, [model], styles, here, slot=0, slots=1)
             _y_range(ax, rows["ci95_high"] if here is None or not len(here) else here["value"])
-            targets |= _target_line(ax, stratum, metric)
+            targets |= _target_line(ax, stratum, metric, rows)
             if (stratum, metric) == PASSING[:2]:
                 _pass_counts(ax, rows, models)
                 ax.set_ylim(0, 1.15)

@@ -1,14 +1,20 @@
-"""What counts as separation, per run (SPEC section 9): the targets, defined once.
+"""What counts as separation, per run (SPEC sections 9 and 10): the targets, defined once.
 
 A run (one scenario, method and seed) *passes* when every target is met on its held-out
 tables. The summary (summary.csv), the README's tables and the tests read `TARGETS` from
-here. Per run and target the verdict is:
+here. The ranking and calling targets are relative to the ceiling of the same run: the
+`bayes` reference (the exact posterior under the scenario's generative model) on the same
+test images, so that a target moves with the geometry (on 4 x 4 cells no method reaches an
+AUROC of 0.995 under a disk; the ceiling's is 0.97-0.98). The leakage targets stay
+absolute: the ceiling leaks below 0.003 on every geometry tried. Per run and target the
+verdict is:
 
 - ``pass``: the run's value is on the target's side of the bound (bounds included);
 - ``fail``: it is on the other side;
 - ``not judged``: the run has no value (NaN or no row: a scenario without disks has no
-  ``inside_bg_on`` stratum and no leakage). A run that is not judged on some target does not
-  pass: k counts only runs that pass every target.
+  ``inside_bg_on`` stratum and no leakage), or the target is relative and the run has no
+  ceiling (a config without the `bayes` reference). A run that is not judged on some
+  target does not pass: k counts only runs that pass every target.
 
 Across the n runs (seeds) of a scenario and method, k of n pass, with the exact binomial
 (Clopper-Pearson) 95 % interval of the pass probability: a pass/fail outcome is not a mean
@@ -25,6 +31,8 @@ from scipy import stats
 
 PASS, FAIL, NOT_JUDGED = "pass", "fail", "not judged"
 ALL = "all targets"
+CEILING = "bayes"  # the method whose value in the same run a relative bound is offset from
+EACH_DISK = "each_disk"  # a stratum standing for every disk's own region (disk0, disk1, ...)
 
 
 @dataclass(frozen=True)
@@ -32,27 +40,50 @@ class Target:
     stratum: str
     metric: str
     side: str  # ">=" or "<="
-    bound: float
+    bound: float  # absolute, or with `relative` an offset from the ceiling's value
+    relative: bool = False
 
     @property
     def label(self) -> str:
-        return f"{self.metric} `{self.stratum}` {self.side} {self.bound:g}"
+        bound = f"{CEILING} {self.bound:+g}" if self.relative else f"{self.bound:g}"
+        return f"{self.metric} `{self.stratum}` {self.side} {bound}"
 
-    def verdict(self, value: float) -> str:
-        if value is None or pd.isna(value):
+    def bound_for(self, ceiling: float = float("nan")) -> float:
+        """The bound in a run whose ceiling value is `ceiling` (NaN: none)."""
+        return self.bound + ceiling if self.relative else self.bound
+
+    def verdict(self, value: float, ceiling: float = float("nan")) -> str:
+        bound = self.bound_for(ceiling)
+        if value is None or pd.isna(value) or pd.isna(bound):
             return NOT_JUDGED
-        met = value >= self.bound if self.side == ">=" else value <= self.bound
+        met = value >= bound if self.side == ">=" else value <= bound
         return PASS if met else FAIL
+
+    def value(self, values: dict) -> float:
+        """This target's measure in one run's {(stratum, metric): value}; for EACH_DISK the
+        worst disk's (NaN when the run has none)."""
+        if self.stratum != EACH_DISK:
+            return values.get((self.stratum, self.metric), np.nan)
+        disks = [v for (s, m), v in values.items() if m == self.metric and is_disk(s)]
+        if not disks or any(pd.isna(disks)):
+            return np.nan
+        return max(disks) if self.side == "<=" else min(disks)
+
+
+def is_disk(stratum: str) -> bool:
+    """A disk's own region (disk0, disk1, ...) in separation.csv."""
+    return stratum.startswith("disk") and stratum[4:].isdigit()
 
 
 TARGETS = (
-    Target("inside_bg_on", "auroc", ">=", 0.995),
-    Target("inside_bg_on", "tpr", ">=", 0.95),
-    Target("inside_bg_on", "fpr", "<=", 0.02),
+    Target("inside_bg_on", "auroc", ">=", -0.005, relative=True),
+    Target("inside_bg_on", "tpr", ">=", -0.03, relative=True),
+    Target("inside_bg_on", "fpr", "<=", 0.01, relative=True),
     Target("active_disks", "leakage", "<=", 0.03),
     Target("active_disks", "leakage_ratio", "<=", 0.03),
-    Target("outside", "auroc", ">=", 0.99),
-    Target("inside_bg_off", "auroc", ">=", 0.99),
+    Target(EACH_DISK, "leakage", "<=", 0.05),
+    Target("outside", "auroc", ">=", -0.005, relative=True),
+    Target("inside_bg_off", "auroc", ">=", -0.005, relative=True),
 )
 PASS_COUNT_COLUMNS = (
     "scenario", "model", "target", "stratum", "metric", "k", "n", "not_judged", "ci95_low",
@@ -69,29 +100,35 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
 
 
 def run_verdicts(long: pd.DataFrame, targets=TARGETS) -> pd.DataFrame:
-    """One row per (scenario, model, seed, target): its value and verdict, then one per run
-    with target ``all targets`` (pass when every target passes, not judged when none fails
-    but some is not judged, fail otherwise). `long`: per-run values with columns scenario,
-    model, seed, stratum, metric, value (rates melted and separation, as in the summary)."""
+    """One row per (scenario, model, seed, target): its value, the bound it is held to and
+    the verdict, then one per run with target ``all targets`` (pass when every target
+    passes, not judged when none fails but some is not judged, fail otherwise). `long`:
+    per-run values with columns scenario, model, seed, stratum, metric, value (rates melted
+    and separation, as in the summary); a relative target reads the bound from the
+    CEILING's rows of the same scenario and seed."""
     keys = ["scenario", "model", "seed"]
-    runs = long[keys].drop_duplicates()
-    values = long.drop_duplicates([*keys, "stratum", "metric"]).set_index(
-        [*keys, "stratum", "metric"]
-    )["value"]
+    per_run = {
+        run: dict(zip(zip(group["stratum"], group["metric"], strict=True), group["value"],
+                      strict=True))
+        for run, group in long.drop_duplicates([*keys, "stratum", "metric"]).groupby(
+            keys, sort=False)
+    }  # fmt: skip
     rows = []
-    for run in runs.itertuples(index=False):
+    for (scenario, model, seed), values in per_run.items():
+        ceiling = per_run.get((scenario, CEILING, seed), {})
         verdicts = []
         for target in targets:
-            value = values.get((*run, target.stratum, target.metric), np.nan)
-            value = float(value) if not pd.isna(value) else np.nan
-            verdicts.append(target.verdict(value))
-            rows.append((*run, target.label, target.stratum, target.metric, value, verdicts[-1]))
+            value, at_ceiling = float(target.value(values)), float(target.value(ceiling))
+            verdicts.append(target.verdict(value, at_ceiling))
+            bound = target.bound_for(at_ceiling)
+            rows.append((scenario, model, seed, target.label, target.stratum, target.metric,
+                         value, bound, verdicts[-1]))  # fmt: skip
         if all(v == PASS for v in verdicts):
             overall = PASS
         else:
             overall = FAIL if FAIL in verdicts else NOT_JUDGED
-        rows.append((*run, ALL, "", "", np.nan, overall))
-    columns = [*keys, "target", "stratum", "metric", "value", "verdict"]
+        rows.append((scenario, model, seed, ALL, "", "", np.nan, np.nan, overall))
+    columns = [*keys, "target", "stratum", "metric", "value", "bound", "verdict"]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -435,13 +435,17 @@ def load_trained(path) -> tuple[torch.nn.Module, dict]:
     the fgbg version that wrote it.
     """
     retrain = f"retrain it with: snakemake --cores 1 --forcerun {path}"
+
+    def damaged(error) -> JobError:
+        return JobError(
+            f"damaged model file {path} (unreadable: {type(error).__name__}); {retrain}"
+        )
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         written_by = state.get("fgbg_version", "0.2.0 or earlier")
     except Exception as error:  # torch raises several kinds; the reason is not the point
-        raise JobError(
-            f"damaged model file {path} (unreadable: {type(error).__name__}); {retrain}"
-        ) from None
+        raise damaged(error) from None
     if state.get("format") != MODEL_FILE_FORMAT:
         raise JobError(
             f"model file {path} was written by fgbg {written_by}, whose models this fgbg "
@@ -451,7 +455,5 @@ def load_trained(path) -> tuple[torch.nn.Module, dict]:
         model = build_model(state["model_config"], state["height"], state["width"])
         model.load_state_dict(state["state_dict"])
     except Exception as error:
-        raise JobError(
-            f"damaged model file {path} (unreadable: {type(error).__name__}); {retrain}"
-        ) from None
+        raise damaged(error) from None
     return model.eval(), state["model_config"]
