@@ -31,7 +31,7 @@ import pandas as pd
 from fgbg.findings import Sample, paired
 from fgbg.references import KNOWS
 from fgbg.summary import PASS_STRATUM, format_pass, read_runs
-from fgbg.targets import CEILING, EACH_DISK, TARGETS, Target, is_disk
+from fgbg.targets import CEILING, TARGETS, Target
 from fgbg_tools import timing
 from fgbg_tools.runs import markdown_table, runs
 
@@ -192,13 +192,11 @@ def _target_row(keyed: pd.DataFrame, model: str, scenario: str, target: Target):
         mine = keyed.loc[(model, scenario)]
     except KeyError:
         return None
-    if target.stratum != EACH_DISK:
-        key = (target.stratum, target.metric)
-        return mine.loc[key] if key in mine.index else None
-    disks = mine[[m == target.metric and is_disk(s) for s, m in mine.index]]
-    if disks.empty:
+    keys = target.keys(mine.index)
+    if not keys:
         return None
-    return disks.loc[disks["mean"].idxmax() if target.side == "<=" else disks["mean"].idxmin()]
+    measured = [key for key in keys if pd.notna(mine.loc[key, "mean"])] or keys
+    return mine.loc[target.worst(measured, lambda key: mine.loc[key, "mean"])]
 
 
 def pass_count_table(summary: pd.DataFrame) -> pd.DataFrame:

@@ -134,8 +134,10 @@ def cell_posteriors(images, params: dict) -> np.ndarray:
 
     `images` is (N, height, width): 0/1 when binarize.enabled, else float intensities.
     """
-    sampler = _sampler(params)
-    images = np.asarray(images)
+    return _cell_posteriors(np.asarray(images), _sampler(params))
+
+
+def _cell_posteriors(images: np.ndarray, sampler: Sampler) -> np.ndarray:
     if images.ndim != 3 or images.shape[1:] != (sampler.height, sampler.width):
         raise ValueError(f"fgbg.bayes: images of shape {images.shape}, expected (N, H, W)")
     if sampler.binarize and not np.isin(images, (0, 1)).all():
@@ -185,7 +187,7 @@ def foreground(images, params: dict) -> np.ndarray:
     """(N, height, width) float32: each cell's posterior on its pixels, 0 elsewhere (cells
     never overlap, so each pixel shows at most one cell's posterior)."""
     sampler = _sampler(params)
-    posterior = cell_posteriors(images, params)
+    posterior = _cell_posteriors(np.asarray(images), sampler)
     padded = np.concatenate([posterior, np.zeros((len(posterior), 1))], axis=1)
     painted = padded[:, sampler.cell_index].astype(np.float32)
     return painted.reshape(len(posterior), sampler.height, sampler.width)

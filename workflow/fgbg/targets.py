@@ -59,15 +59,24 @@ class Target:
         met = value >= bound if self.side == ">=" else value <= bound
         return PASS if met else FAIL
 
+    def keys(self, present) -> list[tuple[str, str]]:
+        """The (stratum, metric) keys among `present` that this target reads: its own, or
+        for EACH_DISK every disk's region (disk0, disk1, ...)."""
+        if self.stratum != EACH_DISK:
+            return [(self.stratum, self.metric)] if (self.stratum, self.metric) in present else []
+        return [(s, m) for s, m in present if m == self.metric and is_disk(s)]
+
+    def worst(self, keys, value_of) -> tuple[str, str]:
+        """The key among `keys` whose value (`value_of(key)`) is furthest on the wrong side."""
+        return (max if self.side == "<=" else min)(keys, key=value_of)
+
     def value(self, values: dict) -> float:
         """This target's measure in one run's {(stratum, metric): value}; for EACH_DISK the
-        worst disk's (NaN when the run has none)."""
-        if self.stratum != EACH_DISK:
-            return values.get((self.stratum, self.metric), np.nan)
-        disks = [v for (s, m), v in values.items() if m == self.metric and is_disk(s)]
-        if not disks or any(pd.isna(disks)):
+        worst disk's (NaN when the run has none, or a disk has none)."""
+        keys = self.keys(values)
+        if not keys or any(pd.isna(values[k]) for k in keys):
             return np.nan
-        return max(disks) if self.side == "<=" else min(disks)
+        return values[self.worst(keys, values.get)]
 
 
 def is_disk(stratum: str) -> bool:
