@@ -55,18 +55,6 @@ BAD_CONFIGS = [
         "cells.positions[1]",
         "overlaps",
     ),
-    (
-        "image_not_divisible_by_pool",
-        _set(["image", "height"], 66),
-        "models.dual.pool_size",
-        "divisible",
-    ),
-    (
-        "pool_size_not_dividing",
-        _set(["models", "dual", "pool_size"], 7),
-        "models.dual.pool_size",
-        "7",
-    ),
     ("cell_probability_above_1", _set(["cells", "probability"], 1.5), "cells.probability", "1.5"),
     (
         "disk_probability_negative",
@@ -122,12 +110,6 @@ BAD_CONFIGS = [
         _set(["models", "layered", "fg_painter"], "shared"),
         "models.layered.fg_painter",
         "unknown key (allowed here:",
-    ),
-    (
-        "cell_size_does_not_tile_the_image",
-        _set(["cells", "size"], 7),
-        "models.dual.fg_kernel",
-        "not divisible by the foreground kernel 7 (the data's cells.size)",
     ),
     (
         "reference_cell_size_disagrees",

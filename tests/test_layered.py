@@ -300,3 +300,16 @@ def test_training_learns_the_place_rates(tmp_path):
     model, _ = load_trained(tmp_path / "model.pt")
     rate = model.foreground.place_rate
     assert ((rate > 0) & (rate < 1)).all() and not torch.allclose(rate, torch.full_like(rate, 0.5))
+
+
+def test_an_image_size_that_nothing_divides_trains_and_is_scored(tmp_path):
+    # 25 x 31 with 3 x 3 cells and a pooling of 4: padded to 36 x 36 inside the model
+    from fgbg.evaluate import model_outputs
+
+    config = {**LAYERED, "fg_kernel": 3, "bg_pool": 4, "bg_grid": 4, "fg_refine_steps": 2}
+    images = torch.bernoulli(torch.full((48, 25, 31), 0.2)).numpy()
+    train(images, config, {"epochs": 2, "batch_size": 16, "device": "cpu"}, 0, tmp_path)
+    model, _ = load_trained(tmp_path / "model.pt")
+    assert model.padding.padded == (36, 36)
+    f = model_outputs(model, images[:5])["foreground"]
+    assert f.shape == (5, 25, 31) and np.isfinite(f).all() and (f >= 0).all() and (f <= 1).all()

@@ -114,3 +114,21 @@ def test_rates_recomputed_from_the_cells_table_with_pandas():
     ]
     assert set(cells["disks"]) == {"none", "0"}
     assert isinstance(cells, pd.DataFrame)
+
+
+def test_log_loss_sees_calibration_that_auroc_does_not():
+    # the same ranking scaled towards 0: AUROC unchanged, the log loss worse, and the
+    # hand-computed value for the calibrated scores
+    truth = np.array([1, 1, 0, 0])
+    calibrated = np.array([0.9, 0.8, 0.2, 0.1])
+    shrunk = calibrated / 4
+    assert rates(truth, shrunk, 0.5)["auroc"] == rates(truth, calibrated, 0.5)["auroc"] == 1.0
+    expected = -(2 * math.log(0.9) + 2 * math.log(0.8)) / 4
+    assert rates(truth, calibrated, 0.5)["log_loss"] == pytest.approx(expected)
+    assert rates(truth, shrunk, 0.5)["log_loss"] > rates(truth, calibrated, 0.5)["log_loss"] + 0.5
+
+
+def test_log_loss_is_nan_for_scores_that_are_not_probabilities():
+    truth = np.array([1, 0])
+    assert math.isnan(rates(truth, np.array([1.3, -0.2]), 0.5)["log_loss"])
+    assert math.isfinite(rates(truth, np.array([1.0, 0.0]), 0.5)["log_loss"])  # clipped

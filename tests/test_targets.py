@@ -11,7 +11,16 @@ import pytest
 from scipy import stats
 
 from fgbg.summary import METRICS, summarise, wide
-from fgbg.targets import ALL, CEILING, NOT_JUDGED, PASS, TARGETS, pass_counts, run_verdicts
+from fgbg.targets import (
+    ALL,
+    CEILING,
+    NOT_JUDGED,
+    PASS,
+    TARGETS,
+    excess_over_ceiling,
+    pass_counts,
+    run_verdicts,
+)
 
 # the ceiling's values in every run, and a method's that meet every target against them
 CEILING_VALUES = {
@@ -181,3 +190,22 @@ def test_targets_are_the_specs_bounds():
         ("outside", "auroc"): (">=", -0.005, True),
         ("inside_bg_off", "auroc"): (">=", -0.005, True),
     }
+
+
+def test_log_loss_excess_is_the_distance_from_the_ceiling_of_the_same_run():
+    long = pd.DataFrame(
+        [
+            ("s", CEILING, 0, "inside_bg_on", "log_loss", 0.05),
+            ("s", CEILING, 1, "inside_bg_on", "log_loss", 0.10),
+            ("s", "m", 0, "inside_bg_on", "log_loss", 0.30),
+            ("s", "m", 1, "inside_bg_on", "log_loss", 0.10),
+            ("t", "m", 0, "inside_bg_on", "log_loss", 0.20),  # no ceiling: no excess
+        ],
+        columns=["scenario", "model", "seed", "stratum", "metric", "value"],
+    )
+    excess = excess_over_ceiling(long, "log_loss").set_index(["model", "seed"])
+    assert excess.loc[("m", 0), "value"] == pytest.approx(0.25)
+    assert excess.loc[("m", 1), "value"] == pytest.approx(0.0)
+    assert excess.loc[(CEILING, 0), "value"] == 0
+    assert set(excess["metric"]) == {"log_loss_excess"}
+    assert "t" not in set(excess["scenario"])

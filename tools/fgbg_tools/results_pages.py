@@ -42,6 +42,7 @@ HEADLINE = (
     ("inside_bg_on", "auroc"),
     ("inside_bg_on", "tpr"),
     ("inside_bg_on", "fpr"),
+    ("inside_bg_on", "log_loss_excess"),
     ("active_disks", "leakage"),
     ("active_disks", "leakage_ratio"),
     ("inside_active_disks", "pixel_ap"),

@@ -213,27 +213,6 @@ def check_semantics(config: dict) -> None:
             raise ConfigError(
                 f"references.{name}", "a model has the same name (results share one namespace)"
             )
-    for name, model in config["models"].items():
-        pool = model.get("pool_size")
-        if model["type"] == "dual" and (height % pool or width % pool):  # dual only
-            raise ConfigError(
-                f"models.{name}.pool_size",
-                f"image size {height} x {width} is not divisible by the pooling size {pool}",
-            )
-        pool = model.get("bg_pool")
-        if model["type"] == "layered" and (height % pool or width % pool):
-            raise ConfigError(
-                f"models.{name}.bg_pool",
-                f"image size {height} x {width} is not divisible by the background pooling {pool}",
-            )
-        kernel = model.get("fg_kernel") or size
-        if height % kernel or width % kernel:
-            source = "" if model.get("fg_kernel") else " (the data's cells.size)"
-            raise ConfigError(
-                f"models.{name}.fg_kernel",
-                f"image size {height} x {width} is not divisible by the foreground kernel "
-                f"{kernel}{source}",
-            )
     for name in config["scenarios"]:
         params = scenario_params(config, name)
         for k, disk in enumerate(params["disks"]):

@@ -3,7 +3,8 @@
 A convolution with kernel k and stride k (no padding) sees each k x k patch exactly once,
 so it is a linear map applied to every patch: reshape the image into patches and multiply.
 On a CPU this is faster than the generic convolution kernels and gives the same numbers.
-The parameters have the shapes of `nn.Conv2d` / `nn.ConvTranspose2d`, are initialised the
+`Padding` lets such a model take an image whose sides its kernels do not divide. The
+parameters have the shapes of `nn.Conv2d` / `nn.ConvTranspose2d`, are initialised the
 same way, and a state dict moves between the two forms unchanged.
 """
 
@@ -81,3 +82,22 @@ def soft_opening(x: torch.Tensor, k: int, sharpness: float = 72.0) -> torch.Tens
     full = torch.relu(1 - sharpness * (1 - sums / (k * k)))
     full = F.pad(full, (k - 1,) * 4)
     return _sliding(_sliding(full, k, torch.maximum, 2), k, torch.maximum, 3)
+
+
+class Padding:
+    """Any H x W image for a model whose parts need sides divisible by `multiple` (a patch
+    convolution's kernel, a pooling): zeros below and to the right up to the next multiple
+    (`pad`), and every output image cut back to H x W (`crop`). With sides already divisible
+    both are the identity, so such images train exactly as before."""
+
+    def __init__(self, height: int, width: int, multiple: int):
+        self.size = (height, width)
+        self.padded = tuple(-(-side // multiple) * multiple for side in self.size)
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        (h, w), (ph, pw) = self.size, self.padded
+        return x if (ph, pw) == (h, w) else F.pad(x, (0, pw - w, 0, ph - h))
+
+    def crop(self, y: torch.Tensor) -> torch.Tensor:
+        h, w = self.size
+        return y if y.shape[-2:] == (h, w) else y[..., :h, :w]

@@ -25,18 +25,19 @@ import pandas as pd
 from scipy import stats
 
 from fgbg.metrics.rates import RATE_COLUMNS, STRATA, per_cell_rates, stratum_names
-from fgbg.targets import ALL, clopper_pearson, pass_counts
+from fgbg.targets import ALL, EXCESS, clopper_pearson, excess_over_ceiling, pass_counts
 
 RUN_KEYS = ("scenario", "model", "seed")
 RATE_METRICS = ("tpr", "fpr", "auroc", "balanced_accuracy")
-METRICS = (*RATE_METRICS, *(f"{m}_z2_off" for m in RATE_METRICS))
+METRICS = (*RATE_METRICS, "log_loss", *(f"{m}_z2_off" for m in RATE_METRICS))
+EXCESS_METRICS = (f"log_loss{EXCESS}",)
 SEPARATION_METRICS = ("leakage", "leakage_ratio", "pixel_ap")
 PASS_STRATUM = "targets"
 PASS_METRICS = ("runs_passing", "runs_not_judged")
 STAT_COLUMNS = ("mean", "std", "ci95_low", "ci95_high", "n_seeds")
 # Every summarised metric lies in [0, 1] (its interval is clipped there) except these.
-UNBOUNDED = ("bce",)
-BOUNDS = {"leakage_ratio": (0.0, math.inf)}
+UNBOUNDED = ("bce", *EXCESS_METRICS)  # an excess over the ceiling can be < 0 on a sample
+BOUNDS = {"leakage_ratio": (0.0, math.inf), "log_loss": (0.0, math.inf)}
 assert set(RATE_METRICS) <= set(RATE_COLUMNS)
 
 
@@ -142,14 +143,21 @@ def is_pass_metric(metric: str) -> bool:
 def summarise(
     rates, separation, scenarios: list[str], models: list[str], passes: bool = True
 ) -> pd.DataFrame:
-    """summary.csv: the rates per stratum, then the separation metrics per region (in the
+    """summary.csv: the rates per stratum (with each run's log loss above the ceiling's of
+    the same run, `log_loss_excess`), then the separation metrics per region (in the
     `stratum` column), one row per (scenario, model, stratum, metric) over seeds; then (with
     `passes`) each (scenario, model)'s pass counts (see the module docstring)."""
     if separation is None:
         separation = pd.DataFrame(columns=[*RUN_KEYS, "region", "metric", "value"])
+    measured = rates.melt(
+        id_vars=[*RUN_KEYS, "stratum"],
+        value_vars=[m for m in METRICS if m in rates],  # tables before the log loss lack it
+        var_name="metric",
+    )
     long = pd.concat(
         [
-            rates.melt(id_vars=[*RUN_KEYS, "stratum"], value_vars=list(METRICS), var_name="metric"),
+            measured,
+            excess_over_ceiling(measured, "log_loss"),
             separation.rename(columns={"region": "stratum"})[
                 [*RUN_KEYS, "stratum", "metric", "value"]
             ],
@@ -161,7 +169,7 @@ def summarise(
         "scenario": scenarios,
         "model": models,
         "stratum": stratum_order(set(long["stratum"]) - set(regions)) + regions,
-        "metric": [*METRICS, *SEPARATION_METRICS],
+        "metric": [*METRICS, *EXCESS_METRICS, *SEPARATION_METRICS],
     }
     table = _aggregate(long, ["scenario", "model", "stratum", "metric"], orders)
     if not passes or long.empty:

@@ -32,6 +32,7 @@ from scipy import stats
 PASS, FAIL, NOT_JUDGED = "pass", "fail", "not judged"
 ALL = "all targets"
 CEILING = "bayes"  # the method whose value in the same run a relative bound is offset from
+EXCESS = "_excess"  # suffix of a metric's excess over the ceiling's value in the same run
 EACH_DISK = "each_disk"  # a stratum standing for every disk's own region (disk0, disk1, ...)
 
 
@@ -94,6 +95,22 @@ TARGETS = (
     Target("outside", "auroc", ">=", -0.005, relative=True),
     Target("inside_bg_off", "auroc", ">=", -0.005, relative=True),
 )
+
+
+def excess_over_ceiling(long: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Rows (scenario, model, seed, stratum, metric + EXCESS, value) of each run's `metric`
+    minus the CEILING's in the same scenario, seed and stratum: how far a method is from the
+    exact inference on the same images (for the log loss: the nats per cell that its scores
+    lose against the exact posteriors). Runs without a ceiling have no rows."""
+    keys = ["scenario", "seed", "stratum"]
+    mine = long[long["metric"] == metric]
+    ceiling = mine[mine["model"] == CEILING][[*keys, "value"]]
+    joined = mine.merge(ceiling, on=keys, suffixes=("", "_ceiling"))
+    joined["metric"] = metric + EXCESS
+    joined["value"] = joined["value"] - joined["value_ceiling"]
+    return joined[["scenario", "model", "seed", "stratum", "metric", "value"]]
+
+
 PASS_COUNT_COLUMNS = (
     "scenario", "model", "target", "stratum", "metric", "k", "n", "not_judged", "ci95_low",
     "ci95_high",

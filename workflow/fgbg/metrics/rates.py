@@ -11,7 +11,11 @@ Every (image, cell) pair falls in one stratum:
 inside strata to the cells that overlap disk ``d`` (its index in the scenario's disk list).
 
 A cell is predicted active when its score exceeds the threshold. TPR = tp / positives,
-FPR = fp / negatives, AUROC = sklearn's ``roc_auc_score`` of score against truth. A rate
+FPR = fp / negatives, AUROC = sklearn's ``roc_auc_score`` of score against truth. The log
+loss (sklearn's ``log_loss``, nats per cell, scores clipped to [LOG_LOSS_CLIP, 1 -
+LOG_LOSS_CLIP]) reads the score as the probability that the cell is active: how well
+calibrated it is, not only how it ranks; NaN for scores that are not probabilities
+(outside [0, 1], e.g. neuropil's). A rate
 whose denominator is zero, and AUROC on a stratum without both classes, is NaN: an empty
 rate, never a made-up number. Counts sit next to every rate so that rates can be pooled
 and checked.
@@ -21,12 +25,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import log_loss, roc_auc_score
 
 STRATA = ("outside", "inside_bg_off", "inside_bg_on")
 POOLED = {"inside": ("inside_bg_off", "inside_bg_on"), "all": STRATA}
 SCORES = {"": "score", "_z2_off": "score_z2_off"}
 RATE_COLUMNS = ("tp", "fp", "tpr", "fpr", "balanced_accuracy", "auroc")
+LOG_LOSS_CLIP = 1e-4  # a confident miss costs at most log(1e4) = 9.2 nats
 CELL_COLUMNS = ("sample", "cell", "truth", "score", "score_z2_off", "stratum", "disks", "novel")
 
 
@@ -89,6 +94,17 @@ def auroc(truth: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(truth, score))
 
 
+def cell_log_loss(truth: np.ndarray, score: np.ndarray) -> float:
+    """Mean cross-entropy (nats) of the scores as probabilities of the true states; NaN when
+    a score lies outside [0, 1] or is NaN, or there are no cells."""
+    truth = np.asarray(truth).astype(bool)
+    score = np.asarray(score, dtype=np.float64)
+    if truth.size == 0 or np.isnan(score).any() or score.min() < 0 or score.max() > 1:
+        return float("nan")
+    clipped = np.clip(score, LOG_LOSS_CLIP, 1 - LOG_LOSS_CLIP)
+    return float(log_loss(truth, clipped, labels=[False, True]))
+
+
 def _ratio(num: int, den: int) -> float:
     return num / den if den else float("nan")
 
@@ -113,6 +129,7 @@ def rates(truth: np.ndarray, score: np.ndarray, threshold: float) -> dict:
         "fpr": fpr,
         "balanced_accuracy": (tpr + 1 - fpr) / 2,
         "auroc": auroc(truth, score),
+        "log_loss": cell_log_loss(truth, score),
     }
 
 
@@ -143,10 +160,10 @@ def stratum_names(n_disks: int) -> list[str]:
 
 
 def rates_table(cells: pd.DataFrame, threshold: float, n_disks: int) -> pd.DataFrame:
-    """One row per stratum: counts, TPR, FPR, balanced accuracy and AUROC, for the score
-    and (suffix ``_z2_off``) for the score with the background latent switched off. With a
-    ``novel`` column, the base and pooled strata again restricted to the held-out images
-    that occur in no training split (``{stratum}_novel``)."""
+    """One row per stratum: counts, TPR, FPR, balanced accuracy, AUROC and log loss for the
+    score, and the rates (suffix ``_z2_off``) for the score with the background latent
+    switched off. With a ``novel`` column, the base and pooled strata again restricted to
+    the held-out images that occur in no training split (``{stratum}_novel``)."""
     truth = cells["truth"].to_numpy()
     masks = stratum_masks(cells, n_disks)
     if "novel" in cells:

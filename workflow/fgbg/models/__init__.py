@@ -45,12 +45,4 @@ def build_model(model_config: dict, height: int, width: int) -> nn.Module:
     kind = config.get("type")
     if kind not in MODEL_TYPES:
         raise ValueError(f"model type {kind!r} is not one of {sorted(MODEL_TYPES)}")
-    if height % config["fg_kernel"] or width % config["fg_kernel"]:
-        raise ValueError(
-            f"image size {height} x {width} is not divisible by fg_kernel {config['fg_kernel']}"
-        )
-    if kind == "dual" and (height % config["pool_size"] or width % config["pool_size"]):
-        raise ValueError(
-            f"image size {height} x {width} is not divisible by pool_size {config['pool_size']}"
-        )
     return MODEL_TYPES[kind](config, height, width)

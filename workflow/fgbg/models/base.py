@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fgbg.layers import PatchConv2d, PatchConvTranspose2d
+from fgbg.layers import Padding, PatchConv2d, PatchConvTranspose2d
 from fgbg.losses import bernoulli_log_likelihood, gaussian_log_likelihood
 
 
@@ -70,10 +70,16 @@ class ForegroundDecoder(nn.Module):
 
 
 class _VAEBase(nn.Module):
-    def __init__(self, config, height, width):
+    """`multiple`: what the image sides must be divisible by inside the model. `encode` pads
+    the image to it and `decode` crops the foreground back (`fgbg.layers.Padding`), so the
+    likelihood reads the image's own pixels; the networks are built for the padded size
+    (`height`, `width`)."""
+
+    def __init__(self, config, height, width, multiple=None):
         super().__init__()
         self.config = config
-        self.height, self.width = height, width
+        self.padding = Padding(height, width, multiple or config["fg_kernel"])
+        self.height, self.width = self.padding.padded
 
     def foreground_log_likelihood(self, output, x):
         if self.config["likelihood"] == "gaussian":

@@ -11,7 +11,10 @@ Dual VAE (SPEC section 3):
 
     loss = -(ELBO1 + background_weight * ELBO2), ELBO = log-likelihood - KL(posterior || N(0, I))
 
-with one reparameterised sample per image and analytic KL terms. The baseline (type vae) is
+with one reparameterised sample per image and analytic KL terms. An image whose sides
+fg_kernel and pool_size do not both divide is padded with zeros below and to the right to
+their least common multiple (g(x) is pooled from the padded image) and the foreground is
+cropped back (`fgbg.layers.Padding`). The baseline (type vae) is
 the same foreground encoder and decoder with one latent `z` of size latent_dim.
 
 Keys for the ablations that reproduce the thesis code's quirks (SPEC section 3; their
@@ -45,6 +48,8 @@ and `loss_terms(x, generator) -> {"loss", "ll_fg", "kl_<latent>", ...}` (batch m
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -93,10 +98,10 @@ class BackgroundDecoder(nn.Module):
 
 class DualVAE(_VAEBase):
     def __init__(self, config, height, width):
-        super().__init__(config, height, width)
+        pool = config["pool_size"]
+        super().__init__(config, height, width, math.lcm(config["fg_kernel"], pool))
         c = config
-        pool = c["pool_size"]
-        self.grid = (height // pool, width // pool)
+        self.grid = (self.height // pool, self.width // pool)
         self.fg_encoder, self.fg_decoder = self._foreground_parts(c["z1_dim"])
         self.bg_encoder = BackgroundEncoder(
             pool, c["bg_channels"], c["bg_hidden"], c["z2_dim"], self.grid[0] * self.grid[1]
@@ -106,16 +111,18 @@ class DualVAE(_VAEBase):
         self.bg_decoder = BackgroundDecoder(c["z2_dim"], c["bg_hidden"], self.grid)
 
     def encode(self, x):
+        x = self.padding.pad(x)
         return {"z1": self.fg_encoder(x), "z2": self.bg_encoder(x)}
 
     def decode(self, latents):
         t = self.interaction(torch.cat([latents["z1"], latents["z2"]], dim=1))
         t1, t2 = t.split([self.config["z1_dim"], self.config["z2_dim"]], dim=1)
-        return {"foreground": self.fg_decoder(t1), "background": self.bg_decoder(t2)}
+        foreground = self.padding.crop(self.fg_decoder(t1))
+        return {"foreground": foreground, "background": self.bg_decoder(t2)}
 
     def background_target(self, x):
         c = self.config
-        block_mean = F.avg_pool2d(x, c["pool_size"])
+        block_mean = F.avg_pool2d(self.padding.pad(x), c["pool_size"])
         return torch.sigmoid(c["target_sharpness"] * (block_mean - 0.5))
 
     def background_branch(self, x):

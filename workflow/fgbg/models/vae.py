@@ -13,10 +13,10 @@ class VAE(_VAEBase):
         self.fg_encoder, self.fg_decoder = self._foreground_parts(config["latent_dim"])
 
     def encode(self, x):
-        return {"z": self.fg_encoder(x)}
+        return {"z": self.fg_encoder(self.padding.pad(x))}
 
     def decode(self, latents):
-        return {"foreground": self.fg_decoder(latents["z"])}
+        return {"foreground": self.padding.crop(self.fg_decoder(latents["z"]))}
 
     def loss_terms(self, x, generator=None, epoch=None):
         posteriors = self.encode(x)

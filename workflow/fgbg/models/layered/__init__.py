@@ -27,6 +27,11 @@ pixels of hole-free cell-sized windows), so it cannot tell whether a disk is on 
 background learns the disks first; after them the place prior and each place's rate r_p
 (the mean gate there) follow the batches (moving averages, no gradient).
 
+Any image size: the image is padded with zeros below and to the right to the next multiple
+of the least common multiple of k and `bg_pool` (`fgbg.layers.Padding`); both layers are
+built and drawn at the padded size and cut back to H x W, so the likelihood, the penalty and
+the readout read the image's own pixels only.
+
 Scored output (`foreground_layer`, what the evaluation reads; `inference`): the encoder's
 posterior over z_fg is refined by `fg_refine_steps` Adam steps on the image's own objective;
 then each place's probability of a cell, P_p = sigmoid(logit r_p + e_p), e_p the objective's
@@ -42,9 +47,12 @@ part are docs/studies/.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
+from fgbg.layers import Padding
 from fgbg.models.base import reparameterise
 from fgbg.models.layered.background import Background
 from fgbg.models.layered.foreground import Foreground
@@ -58,8 +66,9 @@ class LayeredVAE(nn.Module):
     def __init__(self, config: dict, height: int, width: int):
         super().__init__()
         self.config, self.height, self.width = config, height, width
-        self.foreground = Foreground(config, height, width)
-        self.background = Background(config, height, width)
+        self.padding = Padding(height, width, math.lcm(config["fg_kernel"], config["bg_pool"]))
+        self.foreground = Foreground(config, *self.padding.padded)
+        self.background = Background(config, *self.padding.padded)
 
     def param_groups(self) -> list[dict]:
         """Optimiser groups: the background's learning rate scaled by bg_lr_scale."""
@@ -78,6 +87,7 @@ class LayeredVAE(nn.Module):
     def encode(self, x, epoch=None):
         """{"z_fg": (mu, logvar) (N, patch_latent x places), "z_bg": (mu, logvar) (N, e)}."""
         blind = epoch is not None and epoch <= self.config["fg_blind_epochs"]
+        x = self.padding.pad(x)
         z_bg = self.background.encode(x)
         return {"z_fg": self.foreground.encode(x, blind), "z_bg": z_bg}
 
@@ -86,8 +96,8 @@ class LayeredVAE(nn.Module):
         each place's rate follows the batch's gates."""
         gates = self.foreground.gate_logits(latents["z_fg"])
         return {
-            "foreground": self.foreground.paint(gates, learn_rates=self.training),
-            "background": self.background.logits(latents["z_bg"]),
+            "foreground": self.padding.crop(self.foreground.paint(gates, self.training)),
+            "background": self.padding.crop(self.background.logits(latents["z_bg"])),
         }
 
     def loss_terms(self, x, generator=None, epoch=None):
@@ -126,8 +136,8 @@ class LayeredVAE(nn.Module):
         refined posterior means) and the background at the posterior means."""
         posteriors = refine(self, x, self.encode(x))
         means = {name: mu for name, (mu, _logvar) in posteriors.items()}
-        b = torch.sigmoid(self.background.logits(means["z_bg"]))
-        return presence_foreground(self, x, means), b
+        b = torch.sigmoid(self.padding.crop(self.background.logits(means["z_bg"])))
+        return self.padding.crop(presence_foreground(self, x, means)), b
 
     def foreground_layer(self, x, switched_off=()):
         """f alone: what the evaluation scores (no latent to switch off)."""

@@ -28,8 +28,6 @@ class Background(nn.Module):
     def __init__(self, config: dict, height: int, width: int):
         super().__init__()
         self.pool, self.grid = config["bg_pool"], config["bg_grid"]
-        if height % self.pool or width % self.pool:
-            raise ValueError(f"image size {height} x {width} is not divisible by bg_pool")
         hidden, e = config["bg_width"], config["bg_latent"]
         pooled = (height // self.pool) * (width // self.pool)
         self.encoder = nn.Sequential(

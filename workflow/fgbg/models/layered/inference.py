@@ -51,7 +51,7 @@ def place_evidence(model, x, means):
     log p(x | s_p = 1) - log p(x | s_p = 0) - fg_pixel_penalty (sum f | s_p = 1 - sum f |
     s_p = 0), where s_p = 1 paints p's template at full strength and s_p = 0 nothing there:
     the objective's own evidence, in nats, for a cell at p. Only p's window changes, so the
-    difference is taken over it alone."""
+    difference is taken over it alone, and over the image's own pixels (not the padding)."""
     fg = model.foreground
     k = fg.kernel
     window, pad = template_window(k), k // 2
@@ -61,7 +61,8 @@ def place_evidence(model, x, means):
         return F.unfold(t, window, padding=pad, stride=k)
 
     log_not_others = windows(log_not_f) - log_not_gt  # log(1 - f) without p's term
-    inside, on = windows(torch.ones_like(x)), windows(x)
+    inside = windows(model.padding.pad(torch.ones_like(x)))  # the image's own pixels
+    on = windows(model.padding.pad(x))
     rate_b = windows(F.softplus(model.background.logits(means["z_bg"])))
 
     def score(log_not_f_p):  # per pixel, log p(x | f, b) - penalty x f
@@ -75,7 +76,7 @@ def place_evidence(model, x, means):
 
 
 def presence_foreground(model, x, means):
-    """The scored foreground (N, 1, H, W): f = 1 - prod_p (1 - P_p t_p), with
+    """The scored foreground (N, 1, H, W) at the padded size: f = 1 - prod_p (1 - P_p t_p), with
     P_p = sigmoid(logit r_p + `place_evidence`_p) the probability of a cell at p given the
     image and the other places (one mean-field update of a binary presence per place) under
     the place's rate r_p, learned in training. The gates at the posterior means say yes or
