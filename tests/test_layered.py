@@ -11,7 +11,7 @@ from fgbg.logs import JobError
 from fgbg.losses import gaussian_kl
 from fgbg.models import build_model, resolve_config
 from fgbg.models.layered.foreground import PLACE_PRIOR_MIN_VAR
-from fgbg.models.layered.inference import place_evidence, presence_foreground, refine
+from fgbg.models.layered.inference import em_rates, place_evidence, presence_foreground, refine
 from fgbg.models.layered.noisy_or import noisy_or_log_likelihood
 from fgbg.training import load_trained, train
 
@@ -231,7 +231,7 @@ def _forced_gate_score(model, x, means, place, gate_logit):
     to `gate_logit`, the other gates as decoded: the objective's terms that the gate moves."""
     gates = model.foreground.gate_logits(means["z_fg"]).clone()
     gates.view(len(x), -1)[:, place] = gate_logit
-    f_logits = model.foreground.paint(gates, learn_rates=False)
+    f_logits = model.foreground.paint(gates)
     b_logits = model.background.logits(means["z_bg"])
     pixels = torch.sigmoid(f_logits).flatten(1).sum(1)
     return (
@@ -279,16 +279,19 @@ def test_presence_readout_follows_the_rate_and_the_evidence():
     assert (f[1e-4] <= f[0.5] + 1e-6).all() and (f[1e-4] < f[0.5] - 0.1).any()
 
 
-def test_place_rates_follow_the_gates_in_training_only():
-    model = build_model({**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3}, 12, 12)
-    z = {"z_fg": torch.randn(8, 2 * 16), "z_bg": torch.randn(8, model.config["bg_latent"])}
-    rate = model.foreground.place_rate
-    with torch.no_grad():
-        gates = torch.sigmoid(model.foreground.gate_logits(z["z_fg"]).flatten(1))
-        model.eval().decode(z)
-        torch.testing.assert_close(rate, torch.full((16,), 0.5))  # eval: no change
-        model.train().decode(z)
-    torch.testing.assert_close(rate, 0.99 * 0.5 + 0.01 * gates.mean(0))
+def test_em_rates_recover_the_presence_rates_that_the_evidence_is_drawn_from():
+    # presence s ~ Bernoulli(r) per place; the evidence is the exact log-likelihood ratio of
+    # an observation y ~ N(2 s - 1, 1.5^2): ambiguous, so averaging sigmoid(e) (the posterior
+    # under an even prior) is pulled towards 0.5 and EM is not
+    generator = torch.Generator().manual_seed(0)
+    true = torch.tensor([0.05, 0.3, 0.5, 0.9])
+    s = (torch.rand(20000, 4, generator=generator) < true).float()
+    y = 2 * s - 1 + 1.5 * torch.randn(20000, 4, generator=generator)
+    evidence = 2 * y / 1.5**2
+    rate = em_rates(evidence)
+    torch.testing.assert_close(rate, true, atol=0.02, rtol=0)
+    naive = torch.sigmoid(evidence).mean(0)
+    assert (naive - true).abs().max() > 0.1
 
 
 def test_training_learns_the_place_rates(tmp_path):
@@ -300,6 +303,12 @@ def test_training_learns_the_place_rates(tmp_path):
     model, _ = load_trained(tmp_path / "model.pt")
     rate = model.foreground.place_rate
     assert ((rate > 0) & (rate < 1)).all() and not torch.allclose(rate, torch.full_like(rate, 0.5))
+    # the EM fixed point on the first training images: r = mean sigmoid(logit r + e)
+    x = torch.as_tensor(images[:64], dtype=torch.float32).unsqueeze(1)
+    means = {n: m for n, (m, _) in refine(model, x, model.encode(x)).items()}
+    evidence = place_evidence(model, x, means).detach()
+    expected = torch.sigmoid(torch.logit(rate.clamp(1e-4, 1 - 1e-4)) + evidence).mean(0)
+    torch.testing.assert_close(rate, expected, atol=1e-3, rtol=0)
 
 
 def test_an_image_size_that_nothing_divides_trains_and_is_scored(tmp_path):

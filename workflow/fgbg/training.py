@@ -325,6 +325,8 @@ def train(
 
     model.load_state_dict(best_state)  # the best validation epoch's weights
     model.eval()
+    if hasattr(model, "fit_readout"):  # what a readout fits with the weights fixed
+        model.fit_readout(train_x)
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _atomic_torch_save(
         {

@@ -24,8 +24,9 @@ Objective (per image, one reparameterised sample, analytic KLs):
 Training: the background's learning rate is scaled by `bg_lr_scale`; for the first
 `fg_blind_epochs` epochs the foreground encoder sees only the image's soft opening (the
 pixels of hole-free cell-sized windows), so it cannot tell whether a disk is on and the
-background learns the disks first; after them the place prior and each place's rate r_p
-(the mean gate there) follow the batches (moving averages, no gradient).
+background learns the disks first; after them the place prior follows the batches (a
+moving average, no gradient). With the weights fixed, each place's rate r_p, the prior
+probability of a cell there, is fitted on training images by EM (`fit_readout`).
 
 Any image size: the image is padded with zeros below and to the right to the next multiple
 of the least common multiple of k and `bg_pool` (`fgbg.layers.Padding`); both layers are
@@ -36,7 +37,7 @@ Scored output (`foreground_layer`, what the evaluation reads; `inference`): the 
 posterior over z_fg is refined by `fg_refine_steps` Adam steps on the image's own objective;
 then each place's probability of a cell, P_p = sigmoid(logit r_p + e_p), e_p the objective's
 evidence in nats for p's template at full strength against nothing there, is painted with
-its template: f = 1 - prod_p (1 - P_p t_p). Nothing is fitted after training.
+its template: f = 1 - prod_p (1 - P_p t_p).
 
 What keeps the layers apart: the foreground pays per place it uses (its KL) and per pixel it
 draws (the pixel penalty) and paints only at places with a learned template; the
@@ -56,7 +57,7 @@ from fgbg.layers import Padding
 from fgbg.models.base import reparameterise
 from fgbg.models.layered.background import Background
 from fgbg.models.layered.foreground import Foreground
-from fgbg.models.layered.inference import presence_foreground, refine
+from fgbg.models.layered.inference import fit_place_rates, presence_foreground, refine
 from fgbg.models.layered.noisy_or import noisy_or_log_likelihood
 
 __all__ = ["LayeredVAE"]
@@ -92,11 +93,10 @@ class LayeredVAE(nn.Module):
         return {"z_fg": self.foreground.encode(x, blind), "z_bg": z_bg}
 
     def decode(self, latents):
-        """{"foreground": f logits, "background": b logits}, (N, 1, H, W) each. In training
-        each place's rate follows the batch's gates."""
+        """{"foreground": f logits, "background": b logits}, (N, 1, H, W) each."""
         gates = self.foreground.gate_logits(latents["z_fg"])
         return {
-            "foreground": self.padding.crop(self.foreground.paint(gates, self.training)),
+            "foreground": self.padding.crop(self.foreground.paint(gates)),
             "background": self.padding.crop(self.background.logits(latents["z_bg"])),
         }
 
@@ -138,6 +138,10 @@ class LayeredVAE(nn.Module):
         means = {name: mu for name, (mu, _logvar) in posteriors.items()}
         b = torch.sigmoid(self.padding.crop(self.background.logits(means["z_bg"])))
         return self.padding.crop(presence_foreground(self, x, means)), b
+
+    def fit_readout(self, images):
+        """After training, with the weights fixed: the place rates (`fit_place_rates`)."""
+        fit_place_rates(self, images)
 
     def foreground_layer(self, x, switched_off=()):
         """f alone: what the evaluation scores (no latent to switch off)."""

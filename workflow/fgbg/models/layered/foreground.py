@@ -94,11 +94,6 @@ class Foreground(nn.Module):
         log_not_f = F.fold(log_not_st, self.size, template_window(k), padding=k // 2, stride=k)
         return log_not_st, log_not_f
 
-    def paint(self, gate_logits, learn_rates: bool):
-        """f's logits (N, 1, H, W) for the gates' logits. With `learn_rates` each place's
-        rate (`place_rate`, what the readout takes as the prior probability of a cell there)
-        first follows the batch's mean gate at that place (no gradient)."""
-        if learn_rates:
-            with torch.no_grad():
-                follow(self.place_rate, torch.sigmoid(gate_logits).flatten(1).mean(0))
+    def paint(self, gate_logits):
+        """f's logits (N, 1, H, W) for the gates' logits."""
         return -logit_of_product(self.fold(F.logsigmoid(gate_logits).flatten(2))[1])

@@ -12,6 +12,8 @@ from fgbg.models.layered.noisy_or import log1m_exp
 
 REFINE_LR = 0.05  # Adam's step size on the posteriors' means and log-variances
 RATE_FLOOR = 1e-4  # place rates are read within [RATE_FLOOR, 1 - RATE_FLOOR]
+RATE_FIT_IMAGES = 250  # training images the place rates are fitted on
+RATE_FIT_ITERATIONS = 100  # EM iterations (the rates move by < 1e-4 well before)
 
 
 def refine(model, x, posteriors):
@@ -79,8 +81,38 @@ def presence_foreground(model, x, means):
     """The scored foreground (N, 1, H, W) at the padded size: f = 1 - prod_p (1 - P_p t_p), with
     P_p = sigmoid(logit r_p + `place_evidence`_p) the probability of a cell at p given the
     image and the other places (one mean-field update of a binary presence per place) under
-    the place's rate r_p, learned in training. The gates at the posterior means say yes or
+    the place's rate r_p (`fit_place_rates`). The gates at the posterior means say yes or
     no; P_p says how sure the objective is, so an ambiguous window scores in between."""
     rate = model.foreground.place_rate.clamp(RATE_FLOOR, 1 - RATE_FLOOR)
     log_p = F.logsigmoid(torch.logit(rate) + place_evidence(model, x, means)).unsqueeze(1)
     return -torch.expm1(model.foreground.fold(log_p)[1])
+
+
+def fit_place_rates(model, images):
+    """Each place's rate r_p, the prior probability of a cell there, fitted by EM with the
+    weights fixed: the evidence e_p (`place_evidence`, at the refined posterior means) of
+    the first RATE_FIT_IMAGES training images (N, 1, H, W) is computed once, then from 0.5
+    r_p <- mean over the images of sigmoid(logit r_p + e_p). Its fixed point is the rate
+    that maximises the images' marginal likelihood of a binary presence per place, so the
+    readout's P_p is a calibrated probability where the evidence is. (The mean gate in
+    training is not: a cell under an active disk that the model leaves undrawn in training
+    pulls its place's gate mean, and with it every P_p there, below the cells' rate.)"""
+    model.eval()
+    evidence = []
+    for start in range(0, min(len(images), RATE_FIT_IMAGES), 50):
+        x = images[start : min(start + 50, RATE_FIT_IMAGES)].float()
+        posteriors = refine(model, x, model.encode(x))
+        with torch.no_grad():
+            evidence.append(place_evidence(model, x, {n: m for n, (m, _) in posteriors.items()}))
+    model.foreground.place_rate.copy_(em_rates(torch.cat(evidence)))
+
+
+@torch.no_grad()
+def em_rates(evidence):
+    """(places,) the rates r maximising sum_n log(r e^(e_n) + 1 - r) per place, for the
+    evidence e (N, places) in nats: from 0.5, r <- mean_n sigmoid(logit r + e_n)."""
+    rate = torch.full_like(evidence[0], 0.5)
+    for _ in range(RATE_FIT_ITERATIONS):
+        logit = torch.logit(rate.clamp(RATE_FLOOR, 1 - RATE_FLOOR))
+        rate = torch.sigmoid(logit + evidence).mean(0)
+    return rate

@@ -1,0 +1,125 @@
+"""The geometry suite: every config in config/geometries/ run as it is, and one table of how
+each method fares against the ceiling of each geometry.
+
+    python -m fgbg_tools.geometries run [--cores 2] [--split test] [--only NAME,...]
+    python -m fgbg_tools.geometries table [--write docs/results.md]
+
+`run` runs the workflow once per geometry, into results_geometries/NAME/ (Snakemake's own
+bookkeeping: a rerun does only what is missing or out of date); `--split val` measures the
+validation split instead, for choosing settings. `table` reads each geometry's per-run
+tables (results_geometries/NAME/results/eval/) and gives, per geometry and scenario, the
+ceiling's `inside_bg_on` AUROC, the runs of each of METHODS that meet every target
+(fgbg.targets, relative to the ceiling of the same run) and the layered model's worst run:
+the target it misses by the most, with its value and bound. With --write it replaces the
+page's `<!-- generated: geometries -->` block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from fgbg.targets import ALL, CEILING, FAIL, PASS, run_verdicts
+from fgbg_tools.results_pages import fill, per_run
+from fgbg_tools.runs import markdown_table
+
+ROOT = Path(__file__).resolve().parents[2]
+GEOMETRIES = ROOT / "config" / "geometries"
+OUT = Path("results_geometries")
+METHODS = ("layered", "opening", "nmf", CEILING)
+MODEL = "layered"
+
+
+def geometries(only=None) -> list[Path]:
+    """The suite's configs, by name; `only`: a subset of names (an unknown one is an error)."""
+    configs = {path.stem: path for path in sorted(GEOMETRIES.glob("*.yaml"))}
+    unknown = sorted(set(only or ()) - set(configs))
+    if unknown:
+        raise SystemExit(f"--only: no geometry {', '.join(unknown)} in {GEOMETRIES}")
+    return [path for name, path in configs.items() if not only or name in only]
+
+
+def run(cores: int, split: str, out: Path, only=None, extra=()) -> None:
+    """Run the workflow on each geometry into out/NAME; stop at the first that fails."""
+    for config in geometries(only):
+        command = [
+            sys.executable, "-m", "snakemake", "--cores", str(cores),
+            "--snakefile", str(ROOT / "Snakefile"), "--directory", str(out / config.stem),
+            "--configfile", str(config), *extra,
+        ]  # fmt: skip
+        if split != "test":
+            command += ["--config", f"evaluation={{split: {split}, threshold: 0.5}}"]
+        print(f"geometry {config.stem}: {' '.join(command)}", flush=True)
+        if subprocess.run(command).returncode:
+            raise SystemExit(f"geometry {config.stem} failed; its log is under {out / config.stem}")
+
+
+def worst_miss(verdicts: pd.DataFrame) -> str:
+    """The failed target furthest past its bound (in units of the bound's own metric), as
+    'seed S: METRIC STRATUM VALUE (bound BOUND)'; '' when no target failed."""
+    failed = verdicts[(verdicts["verdict"] == FAIL) & (verdicts["target"] != ALL)]
+    if failed.empty:
+        return ""
+    row = failed.loc[(failed["value"] - failed["bound"]).abs().idxmax()]
+    return (
+        f"seed {row['seed']}: {row['metric']} `{row['stratum']}` {row['value']:.3f} "
+        f"(bound {row['bound']:.3f})"
+    )
+
+
+def table(out: Path) -> pd.DataFrame:
+    """One row per (geometry, scenario): see the module docstring."""
+    rows = []
+    for config in geometries():
+        results = out / config.stem / "results"
+        if not (results / "eval").exists():
+            continue
+        long = per_run(results)
+        verdicts = run_verdicts(long[long["model"].isin(METHODS)])
+        for scenario in dict.fromkeys(verdicts["scenario"]):
+            mine = verdicts[verdicts["scenario"] == scenario]
+            ceiling = long[
+                (long["scenario"] == scenario)
+                & (long["model"] == CEILING)
+                & (long["stratum"] == "inside_bg_on")
+                & (long["metric"] == "auroc")
+            ]["value"]
+            row = {
+                "geometry": config.stem,
+                "scenario": scenario,
+                "ceiling auroc inside_bg_on": f"{ceiling.min():.3f}-{ceiling.max():.3f}",
+            }
+            for method in METHODS:
+                overall = mine[(mine["model"] == method) & (mine["target"] == ALL)]
+                passed = int((overall["verdict"] == PASS).sum())
+                row[method] = f"{passed} of {len(overall)}" if len(overall) else ""
+            row[f"{MODEL}: worst miss"] = worst_miss(mine[mine["model"] == MODEL])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["run", "table"])
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--split", choices=["test", "val"], default="test")
+    parser.add_argument("--only", help="comma-separated geometry names (default: all)")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--write", type=Path, nargs="*", default=[])
+    args, extra = parser.parse_known_args(argv)
+    if args.action == "run":
+        run(args.cores, args.split, args.out, args.only and args.only.split(","), extra)
+        return
+    frame = table(args.out)
+    for page in args.write:
+        page.write_text(fill(page.read_text(), {"geometries": frame}))
+    if not args.write:
+        print(markdown_table(frame))
+
+
+if __name__ == "__main__":
+    main()
