@@ -16,6 +16,7 @@ import yaml
 from workflow_runner import snakemake
 
 from fgbg.logs import JobError
+from fgbg.models import build_model, resolve_config
 from fgbg.training import (
     StoppingRule,
     TrainingError,
@@ -24,6 +25,7 @@ from fgbg.training import (
     learning_rate,
     load_trained,
     resolve_device,
+    save_model,
     train,
     train_starts,
 )
@@ -300,7 +302,8 @@ def test_starts_rule_keeps_the_lowest_validation_loss(tmp_path, monkeypatch, los
     def fake_train(images, model_config, training_config, seed, out_dir, val_images, **kw):
         j = (seed - 7) // 1000
         out_dir.mkdir(parents=True)
-        (out_dir / "model.pt").write_text(f"weights of start {j}")
+        torch.manual_seed(j)  # each start its own weights
+        save_model(build_model(DUAL, 12, 12), resolve_config(DUAL), out_dir / "model.pt")
         (out_dir / "history.csv").write_text(f"history of start {j}")
         row = {"epoch": 1, "val_loss": losses[j]}
         run = {"best_epoch": 1, "epochs_trained": 1, "wall_seconds": 1.0, "seed": seed}
@@ -308,8 +311,12 @@ def test_starts_rule_keeps_the_lowest_validation_loss(tmp_path, monkeypatch, los
         return [row]
 
     monkeypatch.setattr("fgbg.training.train", fake_train)
-    train_starts(None, DUAL, {"starts": 2}, 7, tmp_path, val_images=np.zeros(1))
-    assert (tmp_path / "model.pt").read_text() == f"weights of start {kept}"
+    train_starts(np.zeros((2, 12, 12)), DUAL, {"starts": 2}, 7, tmp_path, val_images=np.zeros(1))
+    kept_model = load_trained(tmp_path / "model.pt")[0].state_dict()
+    for j in range(2):
+        start_model = load_trained(tmp_path / f"start{j}" / "model.pt")[0].state_dict()
+        same = all(torch.equal(kept_model[k], start_model[k]) for k in kept_model)
+        assert same == (j == kept)
     assert (tmp_path / "history.csv").read_text() == f"history of start {kept}"
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["kept_start"] == kept and run["seed"] == 7 + 1000 * kept

@@ -178,6 +178,28 @@ def evaluate_loss(model, images: torch.Tensor, seed: int, batch_size: int = 1000
     return {name: (total / len(images)).item() for name, total in sums.items()}
 
 
+def _fit_readout(model, train_x: torch.Tensor) -> None:
+    """What a model's readout fits with its weights fixed (the layered model's place
+    rates), on the training images; models without one have nothing to fit."""
+    if hasattr(model, "fit_readout"):
+        model.fit_readout(train_x)
+
+
+def save_model(model, model_config: dict, path: Path) -> None:
+    height, width = model.padding.size
+    _atomic_torch_save(
+        {
+            "format": MODEL_FILE_FORMAT,
+            "fgbg_version": versions()["fgbg"],
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "model_config": model_config,
+            "height": height,
+            "width": width,
+        },
+        path,
+    )
+
+
 def _history_csv(history: list[dict]) -> str:
     columns = list(history[0])
     lines = [",".join(columns)]
@@ -197,9 +219,12 @@ def train(
     val_images: np.ndarray | None = None,
     threads: int | None = None,
     log: logging.Logger | None = None,
+    fit_readout: bool = True,
 ) -> list[dict]:
     """Train a model on `images` (N, H, W) and write model.pt, history.csv and run.json
-    into `out_dir`; return the history (one dict per epoch).
+    into `out_dir`; return the history (one dict per epoch). With `fit_readout`, what the
+    model's readout fits with the weights fixed is fitted on the training images first
+    (`_fit_readout`).
 
     `val_images` (held out, the validation split) add a validation loss column per term to
     the history (`val_*`), for choosing settings; the test split never reaches training.
@@ -325,20 +350,9 @@ def train(
 
     model.load_state_dict(best_state)  # the best validation epoch's weights
     model.eval()
-    if hasattr(model, "fit_readout"):  # what a readout fits with the weights fixed
-        model.fit_readout(train_x)
-    state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _atomic_torch_save(
-        {
-            "format": MODEL_FILE_FORMAT,
-            "fgbg_version": versions()["fgbg"],
-            "state_dict": state_dict,
-            "model_config": model_config,
-            "height": height,
-            "width": width,
-        },
-        out_dir / "model.pt",
-    )
+    if fit_readout:
+        _fit_readout(model, train_x)
+    save_model(model, model_config, out_dir / "model.pt")
     write_text(_history_csv(history), out_dir / "history.csv")
     run = {
         "versions": versions("torch", "numpy"),
@@ -373,7 +387,8 @@ def train_starts(images, model_config, training_config, seed, out_dir, val_image
     copied into out_dir, and its run.json lists every start. A rule fixed in advance that
     reads no labels: a start that lost cells or drew a disk explains the images worse
     (docs/studies/layered-15-two-starts.md). With one start this is `train`. Returns the
-    kept history."""
+    kept history. Only the kept start's readout is fitted (`_fit_readout`): the starts' own
+    model.pt files are as trained."""
     starts = training_config.get("starts", 1)
     if starts == 1:
         return train(images, model_config, training_config, seed, out_dir, val_images, **kw)
@@ -385,7 +400,7 @@ def train_starts(images, model_config, training_config, seed, out_dir, val_image
         start_seed = seed + RESTART_SEED_STEP * j
         history = train(
             images, model_config, training_config, start_seed, out_dir / f"start{j}",
-            val_images, **kw,
+            val_images, fit_readout=False, **kw,
         )  # fmt: skip
         histories.append(history)
         run = json.loads((out_dir / f"start{j}" / "run.json").read_text())
@@ -398,8 +413,11 @@ def train_starts(images, model_config, training_config, seed, out_dir, val_image
         )  # fmt: skip
     chosen = min(summaries, key=lambda s: s["val_loss"])
     source = out_dir / f"start{chosen['start']}"
-    for name in ("model.pt", "history.csv"):
-        atomic_write(out_dir / name, lambda tmp, name=name: shutil.copyfile(source / name, tmp))
+    model, resolved = load_trained(source / "model.pt")
+    device = resolve_device(training_config.get("device", TRAINING_DEFAULTS["device"]))
+    _fit_readout(model.to(device), _to_device(images, device))
+    save_model(model, resolved, out_dir / "model.pt")
+    atomic_write(out_dir / "history.csv", lambda tmp: shutil.copyfile(source / "history.csv", tmp))
     run = runs[chosen["start"]] | {
         "starts": summaries,
         "kept_start": chosen["start"],
