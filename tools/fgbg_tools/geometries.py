@@ -10,7 +10,11 @@ validation split instead, for choosing settings. `table` reads each geometry's p
 tables (results_geometries/NAME/results/eval/) and gives, per geometry and scenario, the
 ceiling's `inside_bg_on` AUROC, the runs of each of METHODS that meet every target
 (fgbg.targets, relative to the ceiling of the same run) and the layered model's worst run:
-the target it misses by the most, with its value and bound. With --write it replaces the
+the target it misses by the most, with its value and bound, and the range over its runs of
+the nats per cell its scores lose against the ceiling's (`log_loss_excess`,
+`inside_bg_on`); then the geometry's cost: its
+jobs' CPU minutes (Snakemake's benchmarks, every rule) and a layered training job's mean
+CPU seconds. With --write it replaces the
 page's `<!-- generated: geometries -->` block.
 """
 
@@ -23,9 +27,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from fgbg.targets import ALL, CEILING, FAIL, PASS, run_verdicts
+from fgbg.targets import ALL, CEILING, FAIL, PASS, excess_over_ceiling, run_verdicts
+from fgbg_tools import timing
 from fgbg_tools.results_pages import fill, per_run
-from fgbg_tools.runs import markdown_table
+from fgbg_tools.runs import markdown_table, runs
 
 ROOT = Path(__file__).resolve().parents[2]
 GEOMETRIES = ROOT / "config" / "geometries"
@@ -71,15 +76,27 @@ def worst_miss(verdicts: pd.DataFrame) -> str:
     )
 
 
+def cost(results: Path) -> dict:
+    """The geometry's CPU minutes (every job) and a layered training job's CPU seconds."""
+    training = timing.training_times(results).set_index("model")
+    per_job = training.loc[MODEL, "cpu_s"] if MODEL in training.index else float("nan")
+    return {
+        "CPU min (all jobs)": round(timing.rule_times(results)["cpu_s"].sum() / 60, 1),
+        f"{MODEL} CPU s per training job": round(per_job, 1),
+    }
+
+
 def table(out: Path) -> pd.DataFrame:
     """One row per (geometry, scenario): see the module docstring."""
     rows = []
     for config in geometries():
         results = out / config.stem / "results"
-        if not (results / "eval").exists():
+        if not runs(results, "eval", "rates.csv"):  # not run (or not evaluated) yet
             continue
         long = per_run(results)
         verdicts = run_verdicts(long[long["model"].isin(METHODS)])
+        excess = excess_over_ceiling(long, "log_loss")
+        excess = excess[excess["stratum"] == "inside_bg_on"]
         for scenario in dict.fromkeys(verdicts["scenario"]):
             mine = verdicts[verdicts["scenario"] == scenario]
             ceiling = long[
@@ -98,7 +115,11 @@ def table(out: Path) -> pd.DataFrame:
                 passed = int((overall["verdict"] == PASS).sum())
                 row[method] = f"{passed} of {len(overall)}" if len(overall) else ""
             row[f"{MODEL}: worst miss"] = worst_miss(mine[mine["model"] == MODEL])
-            rows.append(row)
+            gap = excess[(excess["scenario"] == scenario) & (excess["model"] == MODEL)]["value"]
+            row[f"{MODEL}: log loss excess"] = (
+                f"{gap.min():.3f}-{gap.max():.3f}" if len(gap) else ""
+            )
+            rows.append(row | cost(results))
     return pd.DataFrame(rows)
 
 
