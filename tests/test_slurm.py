@@ -348,7 +348,9 @@ def test_a_failing_job_is_reported_within_a_minute(runs, tmp_path):
         work / "run_fail.log",
     )
     assert failed.rc not in (0, 124), tail(failed.text)
-    assert failed.seconds < 60, f"failure took {failed.seconds:.0f} s to be reported"
+    # about a minute: startup, one submission and status polling; 90 s leaves room for a
+    # loaded 2-core machine (a CI run measured 69 s once), well short of the 120 s timeout
+    assert failed.seconds < 90, f"failure took {failed.seconds:.0f} s to be reported"
     assert re.search(r"Error in (group|rule) train", failed.text), tail(failed.text)
     jobids = slurm_jobids(failed.text)
     assert jobids, tail(failed.text)
