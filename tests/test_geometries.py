@@ -1,6 +1,8 @@
 """The geometry suite: its configs are valid and vary what the issue asks for, and its
 table counts the runs that meet every target and names the layered model's worst miss."""
 
+from argparse import Namespace
+
 import numpy as np
 import pytest
 from test_study import CEILING, GOOD, write_run
@@ -73,3 +75,17 @@ def test_the_table_counts_passing_runs_and_names_the_worst_miss(tmp_path):
 def test_an_unknown_geometry_is_a_clear_error():
     with pytest.raises(SystemExit, match="no geometry nope"):
         geometries.geometries(["nope"])
+
+
+def test_run_measures_the_asked_split_with_the_configs_own_evaluation(monkeypatch, tmp_path):
+    commands = []
+    monkeypatch.setattr(
+        geometries.subprocess,
+        "run",
+        lambda command: commands.append(command) or Namespace(returncode=0),
+    )
+    geometries.run(2, "val", tmp_path, only=["wide"])
+    geometries.run(2, "test", tmp_path, only=["wide"])
+    val, test = commands
+    assert val[val.index("--config") + 1] == "evaluation={split: val, threshold: 0.5}"
+    assert "--config" not in test and str(tmp_path / "wide") in test

@@ -8,14 +8,13 @@ each method fares against the ceiling of each geometry.
 bookkeeping: a rerun does only what is missing or out of date); `--split val` measures the
 validation split instead, for choosing settings. `table` reads each geometry's per-run
 tables (results_geometries/NAME/results/eval/) and gives, per geometry and scenario, the
-ceiling's `inside_bg_on` AUROC, the runs of each of METHODS that meet every target
-(fgbg.targets, relative to the ceiling of the same run) and the layered model's worst run:
-the target it misses by the most, with its value and bound, and the range over its runs of
-the nats per cell its scores lose against the ceiling's (`log_loss_excess`,
-`inside_bg_on`); then the geometry's cost: its
-jobs' CPU minutes (Snakemake's benchmarks, every rule) and a layered training job's mean
-CPU seconds. With --write it replaces the
-page's `<!-- generated: geometries -->` block.
+ceiling's `inside_bg_on` AUROC; the runs of each of METHODS that meet every target
+(fgbg.targets, relative to the ceiling of the same run); the layered model's worst run (the
+target it misses by the most, with its value and bound) and the range over its runs of the
+nats per cell its scores lose against the ceiling's (`log_loss_excess`, `inside_bg_on`);
+then the geometry's cost: its jobs' CPU minutes (Snakemake's benchmarks, every rule) and a
+layered training job's mean CPU seconds. With --write it replaces the page's
+`<!-- generated: geometries -->` block.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from fgbg.targets import ALL, CEILING, FAIL, PASS, excess_over_ceiling, run_verdicts
 from fgbg_tools import timing
@@ -56,8 +56,10 @@ def run(cores: int, split: str, out: Path, only=None, extra=()) -> None:
             "--snakefile", str(ROOT / "Snakefile"), "--directory", str(out / config.stem),
             "--configfile", str(config), *extra,
         ]  # fmt: skip
-        if split != "test":
-            command += ["--config", f"evaluation={{split: {split}, threshold: 0.5}}"]
+        if split != "test":  # the config's own evaluation block, on another split
+            evaluation = yaml.safe_load(config.read_text()).get("evaluation", {})
+            flow = yaml.safe_dump({**evaluation, "split": split}, default_flow_style=True)
+            command += ["--config", f"evaluation={flow.strip()}"]
         print(f"geometry {config.stem}: {' '.join(command)}", flush=True)
         if subprocess.run(command).returncode:
             raise SystemExit(f"geometry {config.stem} failed; its log is under {out / config.stem}")
@@ -97,6 +99,7 @@ def table(out: Path) -> pd.DataFrame:
         verdicts = run_verdicts(long[long["model"].isin(METHODS)])
         excess = excess_over_ceiling(long, "log_loss")
         excess = excess[excess["stratum"] == "inside_bg_on"]
+        spent = cost(results)  # the geometry's, on each of its scenarios' rows
         for scenario in dict.fromkeys(verdicts["scenario"]):
             mine = verdicts[verdicts["scenario"] == scenario]
             ceiling = long[
@@ -119,7 +122,7 @@ def table(out: Path) -> pd.DataFrame:
             row[f"{MODEL}: log loss excess"] = (
                 f"{gap.min():.3f}-{gap.max():.3f}" if len(gap) else ""
             )
-            rows.append(row | cost(results))
+            rows.append(row | spent)
     return pd.DataFrame(rows)
 
 

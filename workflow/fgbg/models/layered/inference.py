@@ -99,8 +99,7 @@ def fit_place_rates(model, images):
     pulls its place's gate mean, and with it every P_p there, below the cells' rate.)"""
     model.eval()
     evidence = []
-    for start in range(0, min(len(images), RATE_FIT_IMAGES), 50):
-        x = images[start : min(start + 50, RATE_FIT_IMAGES)].float()
+    for x in images[:RATE_FIT_IMAGES].float().split(50):
         posteriors = refine(model, x, model.encode(x))
         with torch.no_grad():
             evidence.append(place_evidence(model, x, {n: m for n, (m, _) in posteriors.items()}))
