@@ -233,3 +233,40 @@ def test_clear_errors():
         cell_posteriors(np.full((1, 2, 2), 0.5), tiny())
     with pytest.raises(ValueError, match="shape"):
         cell_posteriors(np.zeros((1, 3, 2)), tiny())
+
+
+def soft(binarize, region="everywhere"):
+    """`small` with soft-edged disks (edges 1.5 and 2 px) and dim cells."""
+    p = small(region)
+    p["cells"]["intensity"] = 0.3
+    p["disks"][0]["edge"], p["disks"][1]["edge"] = 1.5, 2.0
+    p["binarize"]["enabled"] = binarize
+    return p
+
+
+def test_soft_edged_binary_pixel_probabilities_match_the_generator():
+    p = soft(binarize=True)
+    batch = Sampler(p).generate(SEED, "soft", "train", 0, 3000)
+    predicted = pixel_on_probability(p, batch.cell_active, batch.disk_active)
+    values, classes = np.unique(predicted.round(12), return_inverse=True)
+    assert len(values) > 50  # the profiles give almost every pixel its own probability
+    on = batch.images.ravel().astype(bool)
+    for k, q in enumerate(values):
+        member = classes.ravel() == k
+        n, successes = member.sum(), on[member].sum()
+        assert abs(successes - q * n) <= Z * math.sqrt(n * q * (1 - q)) + 1e-9
+
+
+@pytest.mark.parametrize("binarize", [False, True])
+def test_soft_edged_posteriors_are_calibrated(binarize):
+    """Intensity (and binary) images of soft-edged disks and dim cells: the posterior is
+    calibrated against the generator's states, bin by bin."""
+    p = soft(binarize)
+    batch = Sampler(p).generate(SEED, "soft", "val", 0, 3000)
+    post, truth = cell_posteriors(batch.images, p), batch.cell_active.astype(bool)
+    assert ((post > 0.05) & (post < 0.95)).sum() > 300
+    bins = np.clip(np.digitize(post, np.linspace(0, 1, 11)) - 1, 0, 9)
+    for k in range(10):
+        m = bins == k
+        spread = Z * math.sqrt((post[m] * (1 - post[m])).sum())
+        assert abs(truth[m].sum() - post[m].sum()) <= spread + 1e-6, f"bin {k}"

@@ -190,6 +190,25 @@ def test_scenario_overrides_win_over_globals():
     assert params["noise"] == {"mean": 0.3, "sd": 0.4, "region": "everywhere"}
 
 
+def test_a_scenario_sets_its_own_cell_intensity():
+    config = copy.deepcopy(DEFAULT)
+    config["scenarios"]["x50"]["cells"] = {"intensity": 0.2}
+    config = load_config(config)
+    assert scenario_params(config, "x50")["cells"]["intensity"] == 0.2
+    assert scenario_params(config, "x90")["cells"]["intensity"] == 0.9
+    config["scenarios"]["x50"]["cells"] = {"size": 4}  # one geometry per config
+    with pytest.raises(ConfigError, match=r"scenarios\.x50\.cells.*size"):
+        load_config(config)
+
+
+def test_intensity_images_refuse_the_opening_naming_it():
+    config = read_config_file(ROOT / "config" / "intensity.yaml")
+    load_config(config)  # the shipped intensity config leaves it out
+    config["references"]["opening"] = {"type": "opening"}
+    with pytest.raises(ConfigError, match=r"references\.opening\.type.*binary images"):
+        load_config(config)
+
+
 # Through the real command line: parse-time validation stops `snakemake -n` cleanly.
 SNAKEMAKE_CASES = [
     "overlapping_cells",

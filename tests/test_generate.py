@@ -10,6 +10,7 @@ import yaml
 from fgbg.config import load_config, scenario_params
 from fgbg.datacard import measure_split
 from fgbg.generate import BLOCK_SIZE, Sampler, iter_split, scenario_key
+from fgbg.layout import disk_masks, disk_profiles
 from fgbg.store import _dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,3 +152,36 @@ def test_scenario_key_is_stable():
     # sha256-based: the same in every Python process and version (hash() is salted)
     assert scenario_key("x90") == KEY_X90
     assert scenario_key("x90") != scenario_key("x50")
+
+
+def test_soft_edged_disk_profile():
+    """edge 0 is the hard mask; with edge e the light is Phi((R - r) / e): half at the
+    radius, 84 % one edge inside, falling along a ray; the region r <= R is unchanged."""
+    hard = {"center": [10.5, 10.5], "diameter": 12}
+    soft = {**hard, "edge": 2}
+    assert np.array_equal(disk_profiles(21, 21, [hard])[0], disk_masks(21, 21, [hard])[0])
+    profile = disk_profiles(21, 21, [soft])[0]
+    ray = profile[10, 10:]  # pixel centres at r = 0, 1, ..., 10 from the centre
+    assert ray[6] == pytest.approx(0.5, abs=1e-6)  # r = R
+    assert ray[4] == pytest.approx(0.8413, abs=1e-4)  # r = R - e
+    assert ray[8] == pytest.approx(0.1587, abs=1e-4)  # r = R + e
+    assert (np.diff(ray) < 0).all() and ray[0] > 0.998
+    assert np.array_equal(disk_masks(21, 21, [soft])[0], profile >= 0.5)
+
+
+def test_soft_edged_disk_light_in_the_images():
+    """The generator adds intensity x profile where the disk is active: a pixel's mean over
+    many float images is cell + disk light x p + noise mean."""
+    p = scenario_params(CONFIG, "x90")
+    p["disks"][0]["edge"] = 3.0
+    p["binarize"]["enabled"] = False
+    p["noise"] = {"mean": 0.3, "sd": 0.4, "region": "everywhere"}
+    batch = Sampler(p).generate(SEED, "x90", "train", 0, 2000)
+    profile = disk_profiles(60, 60, p["disks"])[0]
+    row = 45  # through the disk's centre, left of every cell
+    off_cells = [c for c in range(45) if not Sampler(p).cell_masks[:, row, c].any()]
+    mean = batch.images[:, row, off_cells].mean(0)
+    expected = 0.6 * profile[row, off_cells] * 0.9 + 0.3
+    spread = Z * np.sqrt((0.4**2 + 0.36 * profile[row, off_cells] ** 2 * 0.09) / 2000)
+    assert (np.abs(mean - expected) <= spread).all()
+    assert mean.max() - mean.min() > 0.3  # the profile falls across the row

@@ -1,5 +1,6 @@
-"""The layered VAE: shapes, the noisy-OR likelihood against a hand computation, a tiny run
-that learns, and the evaluation's read-out (f alone)."""
+"""The layered VAE: shapes, the noisy-OR and additive Gaussian likelihoods against hand
+computations, tiny runs that learn (binary and intensity images), and the evaluation's
+read-out (f alone)."""
 
 import math
 
@@ -11,6 +12,7 @@ from fgbg.logs import JobError
 from fgbg.losses import gaussian_kl
 from fgbg.models import build_model, resolve_config
 from fgbg.models.layered.foreground import PLACE_PRIOR_MIN_VAR
+from fgbg.models.layered.gaussian import Additive
 from fgbg.models.layered.inference import em_rates, place_evidence, presence_foreground, refine
 from fgbg.models.layered.noisy_or import noisy_or_log_likelihood
 from fgbg.training import load_trained, train
@@ -79,6 +81,62 @@ def _band_and_cells(n=256, seed=0):
     for r, c in [(1, 1), (7, 7)]:
         x[rng.random(n) < 0.5, r : r + 3, c : c + 3] = 1
     return x
+
+
+def _band_and_cells_intensity(n=512, seed=0):
+    """The same layout as intensities: cells add 0.9, the band (on w.p. 0.7) 0.6, and every
+    pixel gets N(0.3, 0.3^2) noise. Returns (images, cell states (n, 2), band states)."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, 12, 12), np.float32)
+    band = rng.random(n) < 0.7
+    x[:, 6:, :] += 0.6 * band[:, None, None]
+    cells = rng.random((n, 2)) < 0.5
+    for k, (r, c) in enumerate([(1, 1), (7, 7)]):
+        x[cells[:, k], r : r + 3, c : c + 3] += 0.9
+    return x + rng.normal(0.3, 0.3, x.shape).astype(np.float32), cells, band
+
+
+def test_additive_gaussian_likelihood_by_hand():
+    composition = Additive()
+    with torch.no_grad():  # c 0.8, a 0.5, offset 0.2, sd 0.25
+        composition.raw.copy_(torch.tensor([math.log(math.expm1(0.8)), math.log(math.expm1(0.5)),
+                                            0.2, math.log(0.25)]) / 10)  # fmt: skip
+    f, b = torch.tensor([0.2, 0.9, 0.0, 1.0]), torch.tensor([0.5, 0.0, 1.0, 0.3])
+    x = torch.tensor([0.7, 1.1, 0.6, 1.0])
+    got = composition.log_likelihood(
+        _logit(f.clamp(1e-6, 1 - 1e-6)).view(1, 1, 2, 2), _logit(b.clamp(1e-6, 1 - 1e-6)).view(
+            1, 1, 2, 2), x.view(1, 1, 2, 2))  # fmt: skip
+    mean = 0.2 + 0.8 * f + 0.5 * b
+    want = sum(-0.5 * ((xi - m) / 0.25) ** 2 - math.log(0.25 * math.sqrt(2 * math.pi))
+               for xi, m in zip(x.tolist(), mean.tolist()))  # fmt: skip
+    assert abs(got.item() - want) < 1e-3
+    assert composition.log_likelihood(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2),
+                                      x.view(1, 1, 2, 2) + 2).item() < want - 50  # fmt: skip
+
+
+def test_a_tiny_intensity_run_separates_a_cell_from_the_band(tmp_path):
+    """Intensity images: the model's likelihood is the data's (additive Gaussian); it learns
+    the noise's mean and level, and its scored foreground calls the cells, the one inside
+    the band included, and leaves the band out."""
+    torch.set_num_threads(1)
+    config = {**LAYERED, "fg_kernel": 3, "bg_pool": 3, "bg_grid": 4, "fg_refine_steps": 10}
+    training = {"epochs": 10, "batch_size": 32, "learning_rate": 3e-3, "device": "cpu"}
+    images = _band_and_cells_intensity()[0]
+    train(images, config, training, seed=0, out_dir=tmp_path, val_images=images[:64])
+    model, resolved = load_trained(tmp_path / "model.pt")
+    assert resolved["likelihood"] == "gaussian" and isinstance(model.composition, Additive)
+    _c, _a, offset, sd = (v.item() for v in model.composition.values())
+    assert abs(offset - 0.3) < 0.05 and abs(sd - 0.3) < 0.03
+    x, cells, band = _band_and_cells_intensity(400, seed=1)
+    with torch.no_grad():
+        f = model.foreground_layer(torch.as_tensor(x).unsqueeze(1))[:, 0].numpy()
+    scores = np.stack([f[:, 1:4, 1:4].mean((1, 2)), f[:, 7:10, 7:10].mean((1, 2))], 1)
+    called = scores > 0.5
+    assert (called == cells).mean() > 0.97 and (called[:, 1] == cells[:, 1]).mean() > 0.97
+    band_only = np.zeros((12, 12), bool)
+    band_only[6:] = True
+    band_only[7:10, 7:10] = False
+    assert f[band][:, band_only].mean() < 0.03  # the band stays in the background
 
 
 def test_a_tiny_run_learns_and_loads(tmp_path):
@@ -234,18 +292,19 @@ def _forced_gate_score(model, x, means, place, gate_logit):
     f_logits = model.foreground.paint(gates)
     b_logits = model.background.logits(means["z_bg"])
     pixels = torch.sigmoid(f_logits).flatten(1).sum(1)
-    return (
-        noisy_or_log_likelihood(f_logits, b_logits, x) - model.config["fg_pixel_penalty"] * pixels
-    )
+    ll = model.composition.log_likelihood(f_logits, b_logits, x)
+    return ll - model.config["fg_pixel_penalty"] * pixels
 
 
-def test_place_evidence_is_the_objectives_difference_with_the_template_on_and_off():
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_place_evidence_is_the_objectives_difference_with_the_template_on_and_off(likelihood):
     torch.manual_seed(0)
-    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3}
+    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3, "likelihood": likelihood}
     model = build_model(config, 12, 12).eval()
+    images = _band_and_cells() if likelihood == "bernoulli" else _band_and_cells_intensity()[0]
     with torch.no_grad():
         model.foreground.templates.normal_(0, 0.3)  # templates that differ pixel by pixel
-        x = torch.as_tensor(_band_and_cells()[:4], dtype=torch.float32).unsqueeze(1)
+        x = torch.as_tensor(images[:4], dtype=torch.float32).unsqueeze(1)
         means = {name: mu for name, (mu, _lv) in model.encode(x).items()}
         evidence = place_evidence(model, x, means)
         gates = torch.sigmoid(model.foreground.gate_logits(means["z_fg"]).flatten(1))

@@ -3,6 +3,7 @@ each method fares against the ceiling of each geometry.
 
     python -m fgbg_tools.geometries run [--cores 2] [--split test] [--only NAME,...]
     python -m fgbg_tools.geometries table [--write docs/results.md]
+    python -m fgbg_tools.geometries run-table --results DIR --name NAME [--methods ...]
 
 `run` runs the workflow once per geometry, into results_geometries/NAME/ (Snakemake's own
 bookkeeping: a rerun does only what is missing or out of date); `--split val` measures the
@@ -14,7 +15,9 @@ target it misses by the most, with its value and bound) and the range over its r
 nats per cell its scores lose against the ceiling's (`log_loss_excess`, `inside_bg_on`);
 then the geometry's cost: its jobs' CPU minutes (Snakemake's benchmarks, every rule) and a
 layered training job's mean CPU seconds. With --write it replaces the page's
-`<!-- generated: geometries -->` block.
+`<!-- generated: geometries -->` block. `run-table` gives the same rows for one run of any
+config (DIR/results, e.g. the intensity config's) and the chosen methods, into the block
+`<!-- generated: NAME -->`.
 """
 
 from __future__ import annotations
@@ -79,12 +82,13 @@ def worst_miss(verdicts: pd.DataFrame) -> str:
 
 
 def cost(results: Path) -> dict:
-    """The geometry's CPU minutes (every job) and a layered training job's CPU seconds."""
-    training = timing.training_times(results).set_index("model")
-    per_job = training.loc[MODEL, "cpu_s"] if MODEL in training.index else float("nan")
+    """The run's CPU minutes (every job) and each trained model's CPU seconds per training
+    job (MODEL's first)."""
+    training = timing.training_times(results).set_index("model")["cpu_s"]
+    models = sorted(training.index, key=lambda model: model != MODEL)
     return {
         "CPU min (all jobs)": round(timing.rule_times(results)["cpu_s"].sum() / 60, 1),
-        f"{MODEL} CPU s per training job": round(per_job, 1),
+        **{f"{model} CPU s per training job": round(training[model], 1) for model in models},
     }
 
 
@@ -93,42 +97,48 @@ def table(out: Path) -> pd.DataFrame:
     rows = []
     for config in geometries():
         results = out / config.stem / "results"
-        if not runs(results, "eval", "rates.csv"):  # not run (or not evaluated) yet
-            continue
-        long = per_run(results)
-        verdicts = run_verdicts(long[long["model"].isin(METHODS)])
-        excess = excess_over_ceiling(long, "log_loss")
-        excess = excess[excess["stratum"] == "inside_bg_on"]
-        spent = cost(results)  # the geometry's, on each of its scenarios' rows
-        for scenario in dict.fromkeys(verdicts["scenario"]):
-            mine = verdicts[verdicts["scenario"] == scenario]
-            ceiling = long[
-                (long["scenario"] == scenario)
-                & (long["model"] == CEILING)
-                & (long["stratum"] == "inside_bg_on")
-                & (long["metric"] == "auroc")
-            ]["value"]
-            row = {
-                "geometry": config.stem,
-                "scenario": scenario,
-                "ceiling auroc inside_bg_on": f"{ceiling.min():.3f}-{ceiling.max():.3f}",
-            }
-            for method in METHODS:
-                overall = mine[(mine["model"] == method) & (mine["target"] == ALL)]
-                passed = int((overall["verdict"] == PASS).sum())
-                row[method] = f"{passed} of {len(overall)}" if len(overall) else ""
-            row[f"{MODEL}: worst miss"] = worst_miss(mine[mine["model"] == MODEL])
-            gap = excess[(excess["scenario"] == scenario) & (excess["model"] == MODEL)]["value"]
-            row[f"{MODEL}: log loss excess"] = (
-                f"{gap.min():.3f}-{gap.max():.3f}" if len(gap) else ""
-            )
-            rows.append(row | spent)
+        if runs(results, "eval", "rates.csv"):  # run and evaluated
+            rows += run_rows(results, {"geometry": config.stem}, METHODS)
     return pd.DataFrame(rows)
+
+
+def run_rows(results: Path, label: dict, methods) -> list[dict]:
+    """One run's rows (one per scenario, each starting with `label`): the ceiling's AUROC,
+    the runs of each of `methods` that meet every target, MODEL's worst miss and its
+    log-loss excess, then the run's cost."""
+    long = per_run(results)
+    verdicts = run_verdicts(long[long["model"].isin(methods)])
+    excess = excess_over_ceiling(long, "log_loss")
+    excess = excess[excess["stratum"] == "inside_bg_on"]
+    spent = cost(results)  # the run's, on each of its scenarios' rows
+    rows = []
+    for scenario in dict.fromkeys(verdicts["scenario"]):
+        mine = verdicts[verdicts["scenario"] == scenario]
+        ceiling = long[
+            (long["scenario"] == scenario)
+            & (long["model"] == CEILING)
+            & (long["stratum"] == "inside_bg_on")
+            & (long["metric"] == "auroc")
+        ]["value"]
+        auroc = f"{ceiling.min():.3f}-{ceiling.max():.3f}"
+        row = {**label, "scenario": scenario, "ceiling auroc inside_bg_on": auroc}
+        for method in methods:
+            overall = mine[(mine["model"] == method) & (mine["target"] == ALL)]
+            passed = int((overall["verdict"] == PASS).sum())
+            row[method] = f"{passed} of {len(overall)}" if len(overall) else ""
+        row[f"{MODEL}: worst miss"] = worst_miss(mine[mine["model"] == MODEL])
+        gap = excess[(excess["scenario"] == scenario) & (excess["model"] == MODEL)]["value"]
+        row[f"{MODEL}: log loss excess"] = f"{gap.min():.3f}-{gap.max():.3f}" if len(gap) else ""
+        rows.append(row | spent)
+    return rows
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["run", "table"])
+    parser.add_argument("action", choices=["run", "table", "run-table"])
+    parser.add_argument("--results", type=Path, help="run-table: a run's directory")
+    parser.add_argument("--name", help="run-table: the page's generated block to fill")
+    parser.add_argument("--methods", default=",".join(METHODS), help="run-table: methods")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--split", choices=["test", "val"], default="test")
     parser.add_argument("--only", help="comma-separated geometry names (default: all)")
@@ -138,9 +148,14 @@ def main(argv=None) -> None:
     if args.action == "run":
         run(args.cores, args.split, args.out, args.only and args.only.split(","), extra)
         return
-    frame = table(args.out)
+    if args.action == "run-table":
+        if not (args.results and args.name):
+            parser.error("run-table needs --results and --name")
+        frame = pd.DataFrame(run_rows(args.results / "results", {}, args.methods.split(",")))
+    else:
+        frame = table(args.out)
     for page in args.write:
-        page.write_text(fill(page.read_text(), {"geometries": frame}))
+        page.write_text(fill(page.read_text(), {args.name or "geometries": frame}))
     if not args.write:
         print(markdown_table(frame))
 

@@ -4,14 +4,15 @@ It knows everything the generator (fgbg.generate.Sampler) knows: the cell and di
 intensities and activation probabilities, the noise mean, sd and region, the threshold.
 The model, as Sampler draws it: cells are active independently with probability p, disk j
 with probability p_j; a pixel's intensity is cell intensity (if an active cell covers it)
-plus the sum of the intensities of the active disks covering it (float32, as Sampler adds
+plus the light of each active disk (its intensity times its profile at the pixel: 1 inside
+and 0 outside a hard disk, a smooth fall-off for a soft edge; float32, as Sampler adds
 them); noise N(mean, sd) is added once to every pixel (region `everywhere`) or to the
 pixels covered by at least one active disk (region `background`); a binary pixel is on
 when the result exceeds the threshold. Given all states the pixels are independent: a
 noisy pixel is on with probability Phi((I + mean - threshold) / sd), a noise-free one
 (or any pixel when sd = 0) is on exactly when its value exceeds the threshold (0 or 1).
 
-The computation: pixels fall into groups with the same covering cell and disks, so one
+The computation: pixels fall into groups with the same covering cell, disks and disk light, so one
 image reduces to per-group statistics. For each of the 2^n_disks disk states s the
 likelihood factorises over cells (cells never overlap: the generator refuses them), so
 
@@ -144,12 +145,13 @@ def _cell_posteriors(images: np.ndarray, sampler: Sampler) -> np.ndarray:
         raise ValueError("fgbg.bayes: binarize.enabled but the images are not 0/1")
     n_cells, n_disks = len(sampler.cell_masks), len(sampler.disk_masks)
     states = (np.arange(2**n_disks)[:, None] >> np.arange(n_disks)) & 1  # (state, disk)
-    # pixel groups: same covering cell (n_cells for none) and same covering disks
-    key = sampler.cell_index * 2**n_disks + (
-        sampler.disk_flat.T.astype(np.int64) << np.arange(n_disks)
-    ).sum(1)
-    keys, first, group = np.unique(key, return_index=True, return_inverse=True)
-    group_cell = keys >> n_disks  # sorted: the groups of cell k are consecutive
+    # pixel groups: same covering cell (n_cells for none), same covering disks and the same
+    # light from each disk (a soft-edged disk's profile varies from pixel to pixel)
+    key = np.column_stack(
+        [sampler.cell_index, *sampler.disk_flat, *(s.view(np.int32) for s in sampler.disk_signal)]
+    )
+    keys, first, group = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    group, group_cell = group.reshape(-1), keys[:, 0]  # sorted: cell k's groups consecutive
     # every (cell state, disk state) hypothesis for a representative pixel of each group
     cells = np.repeat(np.array([[0], [1]], dtype=bool), len(states), axis=0)
     cells = np.broadcast_to(cells, (len(cells), n_cells))
@@ -163,7 +165,7 @@ def _cell_posteriors(images: np.ndarray, sampler: Sampler) -> np.ndarray:
     log_states = (xlogy(states, p_disk) + xlogy(1 - states, 1 - p_disk)).sum(1)
     inside = group_cell < n_cells
     starts = np.searchsorted(group_cell[inside], np.arange(n_cells))
-    chunk = max(1, CHUNK_ELEMENTS // (value.size + key.size * (len(states) + 1)))
+    chunk = max(1, CHUNK_ELEMENTS // (value.size + len(key) * (len(states) + 1)))
     out = np.empty((len(images), n_cells))
     for lo in range(0, len(images), chunk):
         ll = _log_likelihoods(images[lo : lo + chunk], sampler, group, value, gaussian)

@@ -170,7 +170,7 @@ def scenario_params(config: dict, name: str) -> dict:
     scenario = config["scenarios"][name]
     return {
         "image": dict(config["image"]),
-        "cells": copy.deepcopy(config["cells"]),
+        "cells": {**copy.deepcopy(config["cells"]), **scenario.get("cells", {})},
         "disks": copy.deepcopy(scenario["disks"]),
         "noise": {**config["noise"], **scenario.get("noise", {})},
         "binarize": {**config["binarize"], **scenario.get("binarize", {})},
@@ -224,17 +224,18 @@ def check_semantics(config: dict) -> None:
                 )
         if not params["binarize"]["enabled"]:
             for model_name, model in config["models"].items():
-                if model["type"] == "layered":
-                    raise ConfigError(
-                        f"models.{model_name}.type",
-                        f"layered models need binary images but scenario {name} has "
-                        "binarize.enabled: false",
-                    )
                 if model.get("likelihood") == "bernoulli":
                     raise ConfigError(
                         f"models.{model_name}.likelihood",
                         f"bernoulli needs binary images but scenario {name} has "
                         "binarize.enabled: false (use gaussian)",
+                    )
+            for ref_name, reference in config["references"].items():
+                if reference["type"] == "opening":
+                    raise ConfigError(
+                        f"references.{ref_name}.type",
+                        f"opening is a filter for binary images but scenario {name} has "
+                        "binarize.enabled: false",
                     )
 
 

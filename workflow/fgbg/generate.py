@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from fgbg.layout import scenario_masks
+from fgbg.layout import disk_profiles, scenario_masks
 
 BLOCK_SIZE = 100  # images per random stream; part of the data identity, like the seed
 SPLIT_KEYS = {"train": 0, "test": 1, "val": 2}
@@ -98,9 +98,10 @@ class Sampler:
         self.cell_index = pixel_cell_index(cells)
         self.cell_intensity = np.float32(params["cells"]["intensity"])
         self.disk_flat = disks.reshape(len(disks), n_pixels)
-        self.disk_signal = [
-            np.where(mask, np.float32(d["intensity"]), np.float32(0))
-            for mask, d in zip(self.disk_flat, params["disks"], strict=True)
+        profiles = disk_profiles(self.height, self.width, params["disks"])
+        self.disk_signal = [  # what an active disk adds to each pixel (0 off its profile)
+            (np.float32(d["intensity"]) * profile).ravel()
+            for profile, d in zip(profiles, params["disks"], strict=True)
         ]
         self.cell_p = float(params["cells"]["probability"])
         self.disk_p = np.array([d["probability"] for d in params["disks"]])

@@ -25,6 +25,8 @@ for these images?", so that it is one more row in every table:
   [0, 1]. The number of components is the smallest of ``components`` whose validation
   reconstruction error (the same fit on the validation images) is within ``tolerance`` of
   the best of the grid. It knows the cell size and nothing else: no masks, no labels.
+  Intensity images are read with values below 0 (noise) set to 0: NMF needs non-negative
+  data.
 
 What each method knows beyond the images is `KNOWS` (generated into the docs). Where a
 reference needs the cell side (``opening``, ``nmf``) it is the data's ``cells.size`` (the
@@ -215,10 +217,14 @@ def nmf_outputs(config: dict, test, train, val) -> dict:
     if train is None or val is None:
         raise ValueError("the nmf reference needs the training and validation splits")
     cell = cell_side(config, test)
-    x_test = np.asarray(_images(test), dtype=np.float64)
+    # NMF reads non-negative data: intensity images' noise below 0 is read as 0 (binary
+    # images are unchanged)
+    x_test = np.clip(np.asarray(_images(test), dtype=np.float64), 0, None)
     n, height, width = x_test.shape
-    x_train = np.asarray(_images(train), dtype=np.float32).reshape(len(_images(train)), -1)
-    x_val = np.asarray(_images(val), dtype=np.float64).reshape(len(_images(val)), -1)
+    x_train = np.clip(np.asarray(_images(train), dtype=np.float32), 0, None)
+    x_train = x_train.reshape(len(x_train), -1)
+    x_val = np.clip(np.asarray(_images(val), dtype=np.float64), 0, None)
+    x_val = x_val.reshape(len(x_val), -1)
     fits, errors = {}, {}
     most = min(x_train.shape)  # NNDSVD starts need k <= min(images, pixels)
     for k in sorted({min(k, most) for k in config["components"]}):

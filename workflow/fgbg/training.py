@@ -243,6 +243,9 @@ def train(
     epochs, batch_size = training_config["epochs"], training_config["batch_size"]
     every = training_config["checkpoint_every"]
     height, width = images.shape[1:]
+    if model_config["type"] == "layered":  # its likelihood is the data's (docs/models.md)
+        binary = np.isin(images, (0, 1)).all()
+        model_config["likelihood"] = "bernoulli" if binary else "gaussian"
 
     torch.manual_seed(seed)
     model = build_model(model_config, height, width).to(device)

@@ -1,5 +1,6 @@
 """The layered VAE: a foreground layer and a background layer composed the way the data
-are made, by a noisy-OR (SPEC section 8; docs/models.md, "The layered model").
+are made: a noisy-OR for binary images, a sum for intensities (SPEC section 8;
+docs/models.md, "The layered model").
 
 Generative model, for an H x W binary image x with cells of side k (`fg_kernel`, the data's
 `cells.size`) and the image cut into an h x w grid of k x k patches, the places:
@@ -15,6 +16,10 @@ Generative model, for an H x W binary image x with cells of side k (`fg_kernel`,
                                       (`background`)
     x[i] ~ Bernoulli(1 - (1 - f[i]) (1 - b[i]))   a pixel is on when a cell or the
                                                   background turns it on (`noisy_or`)
+
+On intensity images the likelihood is the data's (chosen when a job trains, `training`):
+x[i] ~ N(offset + u f[i] + v b[i], sd^2), the layers' light added up, with u, v, the offset
+and sd learned (`gaussian`); everything else below is the same.
 
 Objective (per image, one reparameterised sample, analytic KLs):
 
@@ -57,8 +62,9 @@ from fgbg.layers import Padding
 from fgbg.models.base import reparameterise
 from fgbg.models.layered.background import Background
 from fgbg.models.layered.foreground import Foreground
+from fgbg.models.layered.gaussian import Additive
 from fgbg.models.layered.inference import fit_place_rates, presence_foreground, refine
-from fgbg.models.layered.noisy_or import noisy_or_log_likelihood
+from fgbg.models.layered.noisy_or import NoisyOr
 
 __all__ = ["LayeredVAE"]
 
@@ -70,6 +76,8 @@ class LayeredVAE(nn.Module):
         self.padding = Padding(height, width, math.lcm(config["fg_kernel"], config["bg_pool"]))
         self.foreground = Foreground(config, *self.padding.padded)
         self.background = Background(config, *self.padding.padded)
+        # the data's kind: binary images compose by a noisy-OR, intensities add up
+        self.composition = Additive() if config.get("likelihood") == "gaussian" else NoisyOr()
 
     def param_groups(self) -> list[dict]:
         """Optimiser groups: the background's learning rate scaled by bg_lr_scale."""
@@ -111,7 +119,7 @@ class LayeredVAE(nn.Module):
     def objective(self, x, f_logits, b_logits, posteriors, epoch=None) -> dict:
         """The loss (batch means) for given layer logits and posteriors, and its terms."""
         c = self.config
-        ll = noisy_or_log_likelihood(f_logits, b_logits, x).mean()
+        ll = self.composition.log_likelihood(f_logits, b_logits, x).mean()
         learn_prior = self.training and (epoch is None or epoch > c["fg_blind_epochs"])
         kl_fg = self.foreground.kl(*posteriors["z_fg"], learn_prior).mean()
         mu_bg, logvar_bg = posteriors["z_bg"]

@@ -8,7 +8,6 @@ import torch.nn.functional as F
 
 from fgbg.models.base import reparameterise
 from fgbg.models.layered.foreground import template_window
-from fgbg.models.layered.noisy_or import log1m_exp
 
 REFINE_LR = 0.05  # Adam's step size on the posteriors' means and log-variances
 RATE_FLOOR = 1e-4  # place rates are read within [RATE_FLOOR, 1 - RATE_FLOOR]
@@ -64,12 +63,11 @@ def place_evidence(model, x, means):
 
     log_not_others = windows(log_not_f) - log_not_gt  # log(1 - f) without p's term
     inside = windows(model.padding.pad(torch.ones_like(x)))  # the image's own pixels
-    on = windows(model.padding.pad(x))
-    rate_b = windows(F.softplus(model.background.logits(means["z_bg"])))
+    x_windows = windows(model.padding.pad(x))
+    b_logits = windows(model.background.logits(means["z_bg"]))
 
     def score(log_not_f_p):  # per pixel, log p(x | f, b) - penalty x f
-        log_not_p = (log_not_f_p - rate_b).clamp_max(-1e-7)
-        ll = on * log1m_exp(log_not_p) + (1 - on) * log_not_p
+        ll = model.composition.pixel_log_likelihood(log_not_f_p, b_logits, x_windows)
         return ll - model.config["fg_pixel_penalty"] * -torch.expm1(log_not_f_p)
 
     log_not_t = fg.fold(fg.templates.new_zeros(1, 1, 1))[0]  # log s_p = 0: full strength

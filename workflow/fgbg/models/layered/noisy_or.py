@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 def log1m_exp(log_p):
@@ -21,6 +22,19 @@ def noisy_or_log_likelihood(f_logits, b_logits, x):
     a = -log(1 - p) = softplus(f_logits) + softplus(b_logits), log p = log(1 - exp(-a))."""
     a = (F.softplus(f_logits) + F.softplus(b_logits)).clamp_min(1e-7)
     return (x * log1m_exp(-a) - (1 - x) * a).flatten(1).sum(dim=1)
+
+
+class NoisyOr(nn.Module):
+    """The composition for binary images (no parameters)."""
+
+    def pixel_log_likelihood(self, log_not_f, b_logits, x):
+        """log p(x) per pixel, from log(1 - f) and b's logits."""
+        log_not_p = (log_not_f - F.softplus(b_logits)).clamp_max(-1e-7)
+        return x * log1m_exp(log_not_p) + (1 - x) * log_not_p
+
+    def log_likelihood(self, f_logits, b_logits, x):
+        """Per-image log p(x) from the layers' logits."""
+        return noisy_or_log_likelihood(f_logits, b_logits, x)
 
 
 def follow(buffer, batch_value):

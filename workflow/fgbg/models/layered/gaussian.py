@@ -1,0 +1,42 @@
+"""The additive composition of two layers for intensity images (binarize off): a pixel is
+offset + u f + v b plus Gaussian noise of standard deviation sd, the way the generator
+makes it (a cell adds its intensity, an active disk its light, noise is added on top)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+SCALE = 10.0  # the four numbers = this x their parameters: Adam moves them 10 x faster than
+# the networks' weights, so they settle in the first epoch from u = v = 1, offset 0, sd 1
+
+
+class Additive(nn.Module):
+    """Learned: u and v, the brightness of a full cell and of the full background (softplus,
+    so positive), the offset (the noise's mean) and log sd (the noise's level). f and b keep
+    their meaning in [0, 1]: how much of a cell, and of the background, covers a pixel."""
+
+    def __init__(self):
+        super().__init__()
+        start = torch.tensor([math.log(math.e - 1), math.log(math.e - 1), 0.0, 0.0])
+        self.raw = nn.Parameter(start / SCALE)
+
+    def values(self):
+        """u, v, offset, sd (tensors)."""
+        u, v, offset, log_sd = (SCALE * self.raw).unbind()
+        return F.softplus(u), F.softplus(v), offset, log_sd.exp()
+
+    def pixel_log_likelihood(self, log_not_f, b_logits, x):
+        """log N(x; offset + u f + v b, sd^2) per pixel, from log(1 - f) and b's logits."""
+        u, v, offset, sd = self.values()
+        mean = offset + u * -torch.expm1(log_not_f) + v * torch.sigmoid(b_logits)
+        return -0.5 * ((x - mean) / sd).pow(2) - sd.log() - HALF_LOG_2PI
+
+    def log_likelihood(self, f_logits, b_logits, x):
+        """Per-image log p(x) from the layers' logits."""
+        ll = self.pixel_log_likelihood(F.logsigmoid(-f_logits), b_logits, x)
+        return ll.flatten(1).sum(dim=1)
