@@ -10,7 +10,6 @@ from torch import nn
 from fgbg.models.layered.noisy_or import logit_of_product
 
 BG_SHARPNESS = 8.0  # slope of the mask's edge: the background is flat inside its shape
-EDGE_SCALE = 10.0  # STUDY (geometry-02): a static full-resolution edge map, x this
 
 
 def _linear_upsampling(size_in: int, size_out: int) -> torch.Tensor:
@@ -38,7 +37,6 @@ class Background(nn.Module):
             nn.Linear(e, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
             nn.Linear(hidden, 1 + self.grid**2),  # the level, then the mask
         )  # fmt: skip
-        self.edges = nn.Parameter(torch.zeros(1, 1, height, width))
         self.register_buffer("upsample_rows", _linear_upsampling(self.grid, height), False)
         self.register_buffer("upsample_cols", _linear_upsampling(self.grid, width), False)
         with torch.no_grad():  # starts nearly empty: level sigmoid(-4), mask half open
@@ -53,7 +51,6 @@ class Background(nn.Module):
         """b's logits (N, 1, H, W) for z (N, bg_latent)."""
         out, g = self.decoder(z), self.grid
         level, mask = out[:, :1].view(-1, 1, 1, 1), self.upsample(out[:, 1:].view(-1, 1, g, g))
-        mask = mask + EDGE_SCALE * self.edges
         return logit_of_product(F.logsigmoid(level) + F.logsigmoid(BG_SHARPNESS * mask))
 
     def upsample(self, coarse):
