@@ -72,6 +72,28 @@ def test_the_table_counts_passing_runs_and_names_the_worst_miss(tmp_path):
     assert row["ceiling auroc inside_bg_on"] == f"{ceiling}-{ceiling}"
 
 
+def test_run_table_reads_one_run_of_any_config_into_its_block(tmp_path):
+    """The intensity config's table: one run, the methods asked for (dual among them), the
+    page's block named by --name filled and no other."""
+    results = tmp_path / "run" / "results"
+    for seed in range(2):
+        write_run(results, "bayes", seed, CEILING, 0.0005, history=False)
+        write_run(results, "dual", seed, {**GOOD, "auroc": 0.9}, 0.2, history=False)
+        write_run(results, "layered", seed, GOOD, 0.01 + 0.03 * seed, history=False)
+    page = tmp_path / "results.md"
+    blocks = "<!-- generated: {} -->\nold\n<!-- end generated -->\n"
+    page.write_text(blocks.format("intensity") + blocks.format("geometries"))
+    geometries.main(["run-table", "--results", str(tmp_path / "run"), "--name", "intensity",
+                     "--methods", "layered,dual,bayes", "--write", str(page)])  # fmt: skip
+    text = page.read_text()
+    assert text.count("old") == 1 and text.index("old") > text.index("geometries")
+    header, _rule, row = text.splitlines()[1:4]
+    assert "| layered | dual | bayes |" in header and "opening" not in header
+    assert "| 1 of 2 | 0 of 2 | 2 of 2 |" in row
+    with pytest.raises(SystemExit):
+        geometries.main(["run-table", "--results", str(tmp_path / "run")])  # no --name
+
+
 def test_an_unknown_geometry_is_a_clear_error():
     with pytest.raises(SystemExit, match="no geometry nope"):
         geometries.geometries(["nope"])

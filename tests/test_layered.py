@@ -108,10 +108,26 @@ def test_additive_gaussian_likelihood_by_hand():
             1, 1, 2, 2), x.view(1, 1, 2, 2))  # fmt: skip
     mean = 0.2 + 0.8 * f + 0.5 * b
     want = sum(-0.5 * ((xi - m) / 0.25) ** 2 - math.log(0.25 * math.sqrt(2 * math.pi))
-               for xi, m in zip(x.tolist(), mean.tolist()))  # fmt: skip
+               for xi, m in zip(x.tolist(), mean.tolist(), strict=True))  # fmt: skip
     assert abs(got.item() - want) < 1e-3
     assert composition.log_likelihood(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2),
                                       x.view(1, 1, 2, 2) + 2).item() < want - 50  # fmt: skip
+
+
+def test_on_intensities_a_template_is_a_shape_with_its_brightest_pixel_at_one():
+    """Only u t_p is identified on intensities: each template is scaled to a maximum of 1.
+    On binary images t_p is an on-probability and is left as it is."""
+    torch.manual_seed(0)
+    shapes = {}
+    for likelihood in ("gaussian", "bernoulli"):
+        config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3, "likelihood": likelihood}
+        model = build_model(config, 12, 12)
+        with torch.no_grad():
+            model.foreground.templates.normal_(-0.3, 0.05)  # every pixel's t well below 1
+            log_not_t = model.foreground.fold(torch.zeros(1, 1, 1))[0]  # presence 1
+        shapes[likelihood] = -torch.expm1(log_not_t)[0]  # t_p per window pixel and place
+    torch.testing.assert_close(shapes["gaussian"].amax(0), torch.ones(16), atol=1e-5, rtol=0)
+    assert shapes["bernoulli"].amax(0).max() < 0.5
 
 
 def test_a_tiny_intensity_run_separates_a_cell_from_the_band(tmp_path):
@@ -120,7 +136,7 @@ def test_a_tiny_intensity_run_separates_a_cell_from_the_band(tmp_path):
     the band included, and leaves the band out."""
     torch.set_num_threads(1)
     config = {**LAYERED, "fg_kernel": 3, "bg_pool": 3, "bg_grid": 4, "fg_refine_steps": 10}
-    training = {"epochs": 10, "batch_size": 32, "learning_rate": 3e-3, "device": "cpu"}
+    training = {"epochs": 20, "batch_size": 32, "learning_rate": 3e-3, "device": "cpu"}
     images = _band_and_cells_intensity()[0]
     train(images, config, training, seed=0, out_dir=tmp_path, val_images=images[:64])
     model, resolved = load_trained(tmp_path / "model.pt")
@@ -285,13 +301,14 @@ def test_a_model_file_of_another_version_is_refused_naming_the_version(tmp_path)
 
 
 def _forced_gate_score(model, x, means, place, gate_logit):
-    """log p(x | f, b) - fg_pixel_penalty sum f per image with place `place`'s gate logit set
-    to `gate_logit`, the other gates as decoded: the objective's terms that the gate moves."""
+    """log p(x | f, b) - fg_pixel_penalty x (sum f, or on intensities the light u f) per
+    image with place `place`'s gate logit set to `gate_logit`, the other gates as decoded:
+    the objective's terms that the gate moves."""
     gates = model.foreground.gate_logits(means["z_fg"]).clone()
     gates.view(len(x), -1)[:, place] = gate_logit
     f_logits = model.foreground.paint(gates)
     b_logits = model.background.logits(means["z_bg"])
-    pixels = torch.sigmoid(f_logits).flatten(1).sum(1)
+    pixels = model.composition.light(torch.sigmoid(f_logits)).flatten(1).sum(1)
     ll = model.composition.log_likelihood(f_logits, b_logits, x)
     return ll - model.config["fg_pixel_penalty"] * pixels
 

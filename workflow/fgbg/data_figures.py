@@ -59,7 +59,9 @@ def plot_layout(datasets: dict):
     """One panel per scenario: the cells (numbered) and the disks (outlined, with their
     activation probability; a soft edge dotted one edge width inside and outside); each
     title lists the cells that overlap each disk."""
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4 * len(datasets), 4.4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(datasets), figsize=(4 * len(datasets), 4.4), squeeze=False, layout="constrained"
+    )  # constrained: room for the suptitle above three-line panel titles
     for ax, (scenario, ds) in zip(axes.flat, datasets.items(), strict=True):
         cells, disk_masks = ds["cell_mask"].values > 0, ds["disk_mask"].values > 0
         canvas = 0.25 * disk_masks.any(axis=0) + 0.75 * cells.any(axis=0)
@@ -82,5 +84,4 @@ def plot_layout(datasets: dict):
         blank_axes(ax)
         ax.set_title(f"{scenario}\n" + ("\n".join(lines) or "no background disks"), fontsize=9)
     fig.suptitle("Layout: cells (numbered) and background disks (red)")
-    fig.tight_layout()
     return fig

@@ -19,7 +19,8 @@ Generative model, for an H x W binary image x with cells of side k (`fg_kernel`,
 
 On intensity images the likelihood is the data's (chosen when a job trains, `training`):
 x[i] ~ N(offset + u f[i] + v b[i], sd^2), the layers' light added up, with u, v, the offset
-and sd learned (`gaussian`); everything else below is the same.
+and sd learned (`gaussian`); each template is a shape (its brightest pixel 1) and the pixel
+penalty charges the foreground's light u f; everything else below is the same.
 
 Objective (per image, one reparameterised sample, analytic KLs):
 
@@ -124,7 +125,7 @@ class LayeredVAE(nn.Module):
         kl_fg = self.foreground.kl(*posteriors["z_fg"], learn_prior).mean()
         mu_bg, logvar_bg = posteriors["z_bg"]
         kl_bg_dims = (0.5 * (mu_bg.pow(2) + logvar_bg.exp() - 1 - logvar_bg)).mean(0)
-        fg_pixels = torch.sigmoid(f_logits).flatten(1).sum(1).mean()
+        fg_pixels = self.composition.light(torch.sigmoid(f_logits)).flatten(1).sum(1).mean()
         loss = (
             -ll
             + c["fg_kl_weight"] * kl_fg

@@ -38,6 +38,9 @@ class Foreground(nn.Module):
         k, ch, d, ctx = (config[key] for key in ("fg_kernel", "patch_channels", "patch_latent",
                                                  "patch_context"))  # fmt: skip
         self.kernel, self.latent, self.size = k, d, (height, width)
+        # on intensities only u t_p is identified (u the cells' brightness): t_p is a shape,
+        # scaled so that its brightest pixel is 1 (docs/models.md, "Intensity images")
+        self.shapes_only = config.get("likelihood") == "gaussian"
         self.grid = (height // k, width // k)
         places = self.grid[0] * self.grid[1]
         self.encoder = nn.Sequential(
@@ -89,7 +92,10 @@ class Foreground(nn.Module):
         log(1 - f) (N, 1, H, W), its sum over the places covering each pixel, from log s_p
         (N, 1 or window^2, places)."""
         k = self.kernel
-        log_st = log_presence + F.logsigmoid(TEMPLATE_SCALE * self.templates)
+        log_t = F.logsigmoid(TEMPLATE_SCALE * self.templates)
+        if self.shapes_only:
+            log_t = log_t - log_t.amax(dim=1, keepdim=True)
+        log_st = log_presence + log_t
         log_not_st = log1m_exp(log_st.clamp_max(-1e-6))
         log_not_f = F.fold(log_not_st, self.size, template_window(k), padding=k // 2, stride=k)
         return log_not_st, log_not_f

@@ -12,7 +12,10 @@ from torch import nn
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 SCALE = 10.0  # the four numbers = this x their parameters: Adam moves them 10 x faster than
-# the networks' weights, so they settle in the first epoch from u = v = 1, offset 0, sd 1
+# the networks' weights, so they settle in the first epoch
+START = {"u": 0.1, "v": 1.0, "offset": 0.0, "sd": 1.0}  # a dim foreground: a cell drawn too dim
+# beats not drawing it, so u grows to the cells' brightness (from u = 1 the foreground of
+# 0.2-bright cells switched off before u could learn, and stayed off)
 
 
 class Additive(nn.Module):
@@ -22,7 +25,12 @@ class Additive(nn.Module):
 
     def __init__(self):
         super().__init__()
-        start = torch.tensor([math.log(math.e - 1), math.log(math.e - 1), 0.0, 0.0])
+
+        def softplus_inverse(y):
+            return math.log(math.expm1(y))
+
+        start = torch.tensor([softplus_inverse(START["u"]), softplus_inverse(START["v"]),
+                              START["offset"], math.log(START["sd"])])  # fmt: skip
         self.raw = nn.Parameter(start / SCALE)
 
     def values(self):
@@ -35,6 +43,11 @@ class Additive(nn.Module):
         u, v, offset, sd = self.values()
         mean = offset + u * -torch.expm1(log_not_f) + v * torch.sigmoid(b_logits)
         return -0.5 * ((x - mean) / sd).pow(2) - sd.log() - HALF_LOG_2PI
+
+    def light(self, f):
+        """What the pixel penalty charges: the foreground's light u f, so that a dimmer
+        shape with a brighter u costs the same."""
+        return self.values()[0] * f
 
     def log_likelihood(self, f_logits, b_logits, x):
         """Per-image log p(x) from the layers' logits."""

@@ -50,9 +50,10 @@ def refine(model, x, posteriors):
 def place_evidence(model, x, means):
     """(N, places): for each place p, with the other places' gates as decoded from `means`,
     log p(x | s_p = 1) - log p(x | s_p = 0) - fg_pixel_penalty (sum f | s_p = 1 - sum f |
-    s_p = 0), where s_p = 1 paints p's template at full strength and s_p = 0 nothing there:
-    the objective's own evidence, in nats, for a cell at p. Only p's window changes, so the
-    difference is taken over it alone, and over the image's own pixels (not the padding)."""
+    s_p = 0) (on intensities the light u f in place of f), where s_p = 1 paints p's template
+    at full strength and s_p = 0 nothing there: the objective's own evidence, in nats, for a
+    cell at p. Only p's window changes, so the difference is taken over it alone, and over
+    the image's own pixels (not the padding)."""
     fg = model.foreground
     k = fg.kernel
     window, pad = template_window(k), k // 2
@@ -68,7 +69,8 @@ def place_evidence(model, x, means):
 
     def score(log_not_f_p):  # per pixel, log p(x | f, b) - penalty x f
         ll = model.composition.pixel_log_likelihood(log_not_f_p, b_logits, x_windows)
-        return ll - model.config["fg_pixel_penalty"] * -torch.expm1(log_not_f_p)
+        light = model.composition.light(-torch.expm1(log_not_f_p))
+        return ll - model.config["fg_pixel_penalty"] * light
 
     log_not_t = fg.fold(fg.templates.new_zeros(1, 1, 1))[0]  # log s_p = 0: full strength
     present = score(log_not_others + log_not_t)

@@ -36,6 +36,10 @@ class NoisyOr(nn.Module):
         """Per-image log p(x) from the layers' logits."""
         return noisy_or_log_likelihood(f_logits, b_logits, x)
 
+    def light(self, f):
+        """What the pixel penalty charges: f itself."""
+        return f
+
 
 def follow(buffer, batch_value):
     """A moving average over training batches, in place (momentum 0.99): how the
