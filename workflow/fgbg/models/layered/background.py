@@ -13,9 +13,9 @@ BG_SHARPNESS = 8.0  # slope of the mask's edge: the background is flat inside it
 
 
 def _linear_upsampling(size_in: int, size_out: int) -> torch.Tensor:
-    """STUDY (geometry-03): the weights of 1-D cubic interpolation (align_corners False)."""
-    eye = torch.eye(size_in).view(size_in, 1, 1, size_in)
-    weights = F.interpolate(eye, size=(1, size_out), mode="bicubic", align_corners=False)
+    """(size_out, size_in): the weights of 1-D linear interpolation (align_corners False)."""
+    eye = torch.eye(size_in).view(size_in, 1, size_in)
+    weights = F.interpolate(eye, size=size_out, mode="linear", align_corners=False)
     return weights.view(size_in, size_out).t().contiguous()
 
 
