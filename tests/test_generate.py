@@ -176,10 +176,11 @@ def test_soft_edged_disk_light_in_the_images():
     p["disks"][0]["edge"] = 3.0
     p["binarize"]["enabled"] = False
     p["noise"] = {"mean": 0.3, "sd": 0.4, "region": "everywhere"}
-    batch = Sampler(p).generate(SEED, "x90", "train", 0, 2000)
+    sampler = Sampler(p)
+    batch = sampler.generate(SEED, "x90", "train", 0, 2000)
     profile = disk_profiles(60, 60, p["disks"])[0]
-    row = 45  # through the disk's centre, left of every cell
-    off_cells = [c for c in range(45) if not Sampler(p).cell_masks[:, row, c].any()]
+    row = 45  # through the disk's centre
+    off_cells = [c for c in range(45) if not sampler.cell_masks[:, row, c].any()]
     mean = batch.images[:, row, off_cells].mean(0)
     expected = 0.6 * profile[row, off_cells] * 0.9 + 0.3
     spread = Z * np.sqrt((0.4**2 + 0.36 * profile[row, off_cells] ** 2 * 0.09) / 2000)

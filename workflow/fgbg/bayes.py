@@ -12,8 +12,8 @@ when the result exceeds the threshold. Given all states the pixels are independe
 noisy pixel is on with probability Phi((I + mean - threshold) / sd), a noise-free one
 (or any pixel when sd = 0) is on exactly when its value exceeds the threshold (0 or 1).
 
-The computation: pixels fall into groups with the same covering cell, disks and disk light, so one
-image reduces to per-group statistics. For each of the 2^n_disks disk states s the
+The computation: pixels fall into groups with the same covering cell, disks and disk light,
+so one image reduces to per-group statistics. For each of the 2^n_disks disk states s the
 likelihood factorises over cells (cells never overlap: the generator refuses them), so
 
     P(x | s) = P(background pixels | s) * prod_k sum_c P(c) P(pixels of cell k | c, s)

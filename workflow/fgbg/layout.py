@@ -14,13 +14,18 @@ def cell_masks(height: int, width: int, size: int, positions) -> np.ndarray:
     return masks
 
 
+def _squared_distances(height: int, width: int, disk) -> np.ndarray:
+    """(y, x): each pixel centre's squared distance from the disk's centre."""
+    yy, xx = np.mgrid[:height, :width] + 0.5
+    cy, cx = disk["center"]
+    return (yy - cy) ** 2 + (xx - cx) ** 2
+
+
 def disk_masks(height: int, width: int, disks) -> np.ndarray:
     """Boolean masks (disk, y, x): a pixel is in a disk when its centre is within the radius."""
-    yy, xx = np.mgrid[:height, :width] + 0.5
     masks = np.zeros((len(disks), height, width), dtype=bool)
     for k, disk in enumerate(disks):
-        cy, cx = disk["center"]
-        masks[k] = (yy - cy) ** 2 + (xx - cx) ** 2 <= (disk["diameter"] / 2) ** 2
+        masks[k] = _squared_distances(height, width, disk) <= (disk["diameter"] / 2) ** 2
     return masks
 
 
@@ -33,14 +38,11 @@ def disk_profiles(height: int, width: int, disks) -> np.ndarray:
     out-of-focus light fades (a disk blurred so differs by at most 0.08 for R >= 3 e). The
     mask (r <= R, where the profile is at least one half) stays the disk's region for the
     noise and the evaluation."""
-    yy, xx = np.mgrid[:height, :width] + 0.5
-    profiles = np.zeros((len(disks), height, width), dtype=np.float32)
+    profiles = disk_masks(height, width, disks).astype(np.float32)  # the hard disks
     for k, disk in enumerate(disks):
-        cy, cx = disk["center"]
-        r = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)
-        edge = disk.get("edge", 0)
-        radius = disk["diameter"] / 2
-        profiles[k] = r <= radius if edge == 0 else ndtr((radius - r) / edge)
+        if edge := disk.get("edge", 0):
+            r = np.sqrt(_squared_distances(height, width, disk))
+            profiles[k] = ndtr((disk["diameter"] / 2 - r) / edge)
     return profiles
 
 
