@@ -13,7 +13,13 @@ from fgbg.losses import gaussian_kl
 from fgbg.models import build_model, resolve_config
 from fgbg.models.layered.foreground import PLACE_PRIOR_MIN_VAR
 from fgbg.models.layered.gaussian import Additive
-from fgbg.models.layered.inference import em_rates, place_evidence, presence_foreground, refine
+from fgbg.models.layered.inference import (
+    em_rates,
+    place_evidence,
+    presence_foreground,
+    presences,
+    refine,
+)
 from fgbg.models.layered.noisy_or import noisy_or_log_likelihood
 from fgbg.training import load_trained, train
 
@@ -333,7 +339,7 @@ def test_place_evidence_is_the_objectives_difference_with_the_template_on_and_of
             torch.testing.assert_close(evidence[:, place], expected, rtol=1e-4, atol=2e-3)
 
 
-def test_presence_readout_follows_the_rate_and_the_evidence():
+def test_presence_readout_is_a_fixed_point_that_follows_the_rate():
     config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3}
     model = build_model(config, 12, 12).eval()
     x = torch.as_tensor(_band_and_cells()[:8], dtype=torch.float32).unsqueeze(1)
@@ -344,15 +350,39 @@ def test_presence_readout_follows_the_rate_and_the_evidence():
     with torch.no_grad():
         model.foreground.templates.fill_(3.0)  # every template on over its whole window
         means = {name: mu for name, (mu, _lv) in model.encode(x).items()}
-        evidence = place_evidence(model, x, means)
         for rate in (1e-4, 0.5):  # a place seldom used, and an even prior
             model.foreground.place_rate.fill_(rate)
             f[rate] = presence_foreground(model, x, means)[:, 0]
-            presence = torch.sigmoid(math.log(rate / (1 - rate)) + evidence[:, neighbours])
+            log_p, evidence = presences(model, x, means, model.foreground.place_rate)
+            presence = log_p.exp()[:, 0]
+            # each P_p is its own update against the other places' P: a fixed point
+            expected = torch.sigmoid(math.log(rate / (1 - rate)) + evidence)
+            torch.testing.assert_close(presence, expected, atol=1e-3, rtol=0)
             torch.testing.assert_close(
-                f[rate][:, 4, 4], 1 - (1 - presence).prod(1), atol=1e-5, rtol=1e-4
+                f[rate][:, 4, 4], 1 - (1 - presence[:, neighbours]).prod(1), atol=1e-5, rtol=1e-4
             )
-    assert (f[1e-4] <= f[0.5] + 1e-6).all() and (f[1e-4] < f[0.5] - 0.1).any()
+    assert f[1e-4].sum() < f[0.5].sum() and (f[1e-4] < f[0.5] - 0.1).any()
+
+
+def test_two_places_that_both_draw_one_cell_call_it():
+    # places (1, 1) and (1, 2) both learned the 3 x 2 cell at rows 3-5, columns 5-6 (the
+    # overlap of their windows), and both gates are open on it; the other templates are off
+    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3}
+    model = build_model(config, 12, 12).eval()
+    x = torch.zeros(4, 1, 12, 12)
+    x[:, :, 3:6, 5:7] = 1
+    with torch.no_grad():
+        templates = model.foreground.templates.view(1, 5, 5, 16).fill_(-3.0)
+        templates[:, 1:4, 3:5, 5] = 3.0  # place (1, 1): window rows 2-6, columns 2-6
+        templates[:, 1:4, 0:2, 6] = 3.0  # place (1, 2): window rows 2-6, columns 5-9
+        model.foreground.decoder[-1].bias.fill_(20.0)  # every gate open
+        model.foreground.place_rate.fill_(0.02)
+        means = {name: mu for name, (mu, _lv) in model.encode(x).items()}
+        f = presence_foreground(model, x, means)[:, 0]
+        against_gates = torch.sigmoid(math.log(0.02 / 0.98) + place_evidence(model, x, means))
+    assert (f[:, 3:6, 5:7] > 0.99).all()
+    # weighed against the gates, each explains the cell for the other: neither calls it
+    assert (against_gates[:, [5, 6]] < 0.05).all()
 
 
 def test_em_rates_recover_the_presence_rates_that_the_evidence_is_drawn_from():
@@ -379,10 +409,12 @@ def test_training_learns_the_place_rates(tmp_path):
     model, _ = load_trained(tmp_path / "model.pt")
     rate = model.foreground.place_rate
     assert ((rate > 0) & (rate < 1)).all() and not torch.allclose(rate, torch.full_like(rate, 0.5))
-    # the EM fixed point on the first training images: r = mean sigmoid(logit r + e)
+    # the EM fixed point on the first training images: r = mean sigmoid(logit r + e), e the
+    # evidence at the readout's own presences under r
     x = torch.as_tensor(images[:64], dtype=torch.float32).unsqueeze(1)
     means = {n: m for n, (m, _) in refine(model, x, model.encode(x)).items()}
-    evidence = place_evidence(model, x, means).detach()
+    with torch.no_grad():
+        evidence = presences(model, x, means, rate)[1]
     expected = torch.sigmoid(torch.logit(rate.clamp(1e-4, 1 - 1e-4)) + evidence).mean(0)
     torch.testing.assert_close(rate, expected, atol=1e-3, rtol=0)
 

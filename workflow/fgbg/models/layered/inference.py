@@ -13,6 +13,8 @@ REFINE_LR = 0.05  # Adam's step size on the posteriors' means and log-variances
 RATE_FLOOR = 1e-4  # place rates are read within [RATE_FLOOR, 1 - RATE_FLOOR]
 RATE_FIT_IMAGES = 250  # training images the place rates are fitted on
 RATE_FIT_ITERATIONS = 100  # EM iterations (the rates move by < 1e-4 well before)
+READOUT_SWEEPS = 3  # sequential updates of every place's presence (`presences`)
+RATE_REFITS = 5  # rounds of rates fitted at the readout's own presences (`fit_place_rates`)
 
 
 def refine(model, x, posteriors):
@@ -47,22 +49,25 @@ def refine(model, x, posteriors):
     return {"z_fg": (mu.detach(), logvar.detach()), **fixed}
 
 
-def place_evidence(model, x, means):
-    """(N, places): for each place p, with the other places' gates as decoded from `means`,
-    log p(x | s_p = 1) - log p(x | s_p = 0) - fg_pixel_penalty (sum f | s_p = 1 - sum f |
-    s_p = 0) (on intensities the light u f in place of f), where s_p = 1 paints p's template
-    at full strength and s_p = 0 nothing there: the objective's own evidence, in nats, for a
-    cell at p. Only p's window changes, so the difference is taken over it alone, and over
-    the image's own pixels (not the padding)."""
+def place_evidence(model, x, means, log_presence=None):
+    """(N, places): for each place p, with the other places present as `log_presence` says
+    (log s_q, (N, 1, places); the gates decoded from `means` when None), log p(x | s_p = 1) -
+    log p(x | s_p = 0) - fg_pixel_penalty (sum f | s_p = 1 - sum f | s_p = 0) (on
+    intensities the light u f in place of f), where s_p = 1 paints p's template at full
+    strength and s_p = 0 nothing there: the objective's own evidence, in nats, for a cell at
+    p. Only p's window changes, so the difference is taken over it alone, and over the
+    image's own pixels (not the padding)."""
     fg = model.foreground
     k = fg.kernel
     window, pad = template_window(k), k // 2
-    log_not_gt, log_not_f = fg.fold(F.logsigmoid(fg.gate_logits(means["z_fg"])).flatten(2))
+    if log_presence is None:
+        log_presence = F.logsigmoid(fg.gate_logits(means["z_fg"])).flatten(2)
+    log_not_st, log_not_f = fg.fold(log_presence)
 
     def windows(t):  # (N, 1, H, W) -> (N, window^2, places), zeros outside the image
         return F.unfold(t, window, padding=pad, stride=k)
 
-    log_not_others = windows(log_not_f) - log_not_gt  # log(1 - f) without p's term
+    log_not_others = windows(log_not_f) - log_not_st  # log(1 - f) without p's term
     inside = windows(model.padding.pad(torch.ones_like(x)))  # the image's own pixels
     x_windows = windows(model.padding.pad(x))
     b_logits = windows(model.background.logits(means["z_bg"]))
@@ -77,33 +82,63 @@ def place_evidence(model, x, means):
     return (inside * (present - score(log_not_others))).sum(1)
 
 
+def colour_classes(grid):
+    """Four boolean masks (places,) by the parity of a place's row and column on the patch
+    grid: a template reaches half a patch beyond its own, so no two places of a class share
+    a pixel, and a class's presences can be updated at once."""
+    rows, cols = torch.meshgrid(torch.arange(grid[0]), torch.arange(grid[1]), indexing="ij")
+    colour = (2 * (rows % 2) + cols % 2).flatten()
+    return [colour == c for c in range(4)]
+
+
+def presences(model, x, means, rate):
+    """(log P (N, 1, places), evidence (N, places)): each place's probability of a cell
+    given the image and the other places, P_p = sigmoid(logit r_p + e_p), with e_p
+    (`place_evidence`) weighed against the other places as the readout itself scores them:
+    from the gates decoded at `means`, READOUT_SWEEPS sweeps of sequential updates (one
+    colour class at a time, `colour_classes`), a mean-field fixed point of a binary
+    presence per place under the rates `rate`. Against the gates, two places whose
+    templates both draw one cell each explain it for the other, and both score low; here
+    the first to be updated gives it to the other (docs/studies/readout-02)."""
+    logit_rate = torch.logit(rate.clamp(RATE_FLOOR, 1 - RATE_FLOOR))
+    log_p = F.logsigmoid(model.foreground.gate_logits(means["z_fg"])).flatten(2)
+    for _ in range(READOUT_SWEEPS):
+        for members in colour_classes(model.foreground.grid):
+            update = F.logsigmoid(logit_rate + place_evidence(model, x, means, log_p))
+            log_p = torch.where(members.to(x.device), update.unsqueeze(1), log_p)
+    return log_p, place_evidence(model, x, means, log_p)
+
+
 def presence_foreground(model, x, means):
-    """The scored foreground (N, 1, H, W) at the padded size: f = 1 - prod_p (1 - P_p t_p), with
-    P_p = sigmoid(logit r_p + `place_evidence`_p) the probability of a cell at p given the
-    image and the other places (one mean-field update of a binary presence per place) under
-    the place's rate r_p (`fit_place_rates`). The gates at the posterior means say yes or
-    no; P_p says how sure the objective is, so an ambiguous window scores in between."""
-    rate = model.foreground.place_rate.clamp(RATE_FLOOR, 1 - RATE_FLOOR)
-    log_p = F.logsigmoid(torch.logit(rate) + place_evidence(model, x, means)).unsqueeze(1)
+    """The scored foreground (N, 1, H, W) at the padded size: f = 1 - prod_p (1 - P_p t_p),
+    with P_p the probability of a cell at p given the image (`presences`) under the place's
+    rate r_p (`fit_place_rates`). The gates at the posterior means say yes or no; P_p says
+    how sure the objective is, so an ambiguous window scores in between."""
+    log_p, _ = presences(model, x, means, model.foreground.place_rate)
     return -torch.expm1(model.foreground.fold(log_p)[1])
 
 
 def fit_place_rates(model, images):
     """Each place's rate r_p, the prior probability of a cell there, fitted by EM with the
-    weights fixed: the evidence e_p (`place_evidence`, at the refined posterior means) of
-    the first RATE_FIT_IMAGES training images (N, 1, H, W) is computed once, then from 0.5
-    r_p <- mean over the images of sigmoid(logit r_p + e_p). Its fixed point is the rate
-    that maximises the images' marginal likelihood of a binary presence per place, so the
-    readout's P_p is a calibrated probability where the evidence is. (The mean gate in
-    training is not: a cell under an active disk that the model leaves undrawn in training
-    pulls its place's gate mean, and with it every P_p there, below the cells' rate.)"""
+    weights fixed, on the first RATE_FIT_IMAGES training images (N, 1, H, W) at their
+    refined posterior means: first on the evidence against the gates, then RATE_REFITS times
+    on the evidence at the readout's own presences under the rates so far (`presences`).
+    Each fit (`em_rates`) maximises the images' marginal likelihood of a binary presence
+    per place, so the readout's P_p is a calibrated probability where the evidence is.
+    (The mean gate in training is not: a cell under an active disk that the model leaves
+    undrawn in training pulls its place's gate mean, and with it every P_p there, below
+    the cells' rate.)"""
     model.eval()
-    evidence = []
+    batches = []
     for x in images[:RATE_FIT_IMAGES].float().split(50):
         posteriors = refine(model, x, model.encode(x))
-        with torch.no_grad():
-            evidence.append(place_evidence(model, x, {n: m for n, (m, _) in posteriors.items()}))
-    model.foreground.place_rate.copy_(em_rates(torch.cat(evidence)))
+        batches.append((x, {n: m for n, (m, _) in posteriors.items()}))
+    with torch.no_grad():
+        rate = em_rates(torch.cat([place_evidence(model, x, means) for x, means in batches]))
+        for _ in range(RATE_REFITS):
+            evidence = [presences(model, x, means, rate)[1] for x, means in batches]
+            rate = em_rates(torch.cat(evidence))
+    model.foreground.place_rate.copy_(rate)
 
 
 @torch.no_grad()
