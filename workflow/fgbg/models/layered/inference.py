@@ -99,7 +99,8 @@ def presences(model, x, means, rate):
     colour class at a time, `colour_classes`), a mean-field fixed point of a binary
     presence per place under the rates `rate`. Against the gates, two places whose
     templates both draw one cell each explain it for the other, and both score low; here
-    the first to be updated gives it to the other (docs/studies/readout-02)."""
+    the first to be updated gives it to the other
+    (docs/studies/readout-02-mean-field.md)."""
     logit_rate = torch.logit(rate.clamp(RATE_FLOOR, 1 - RATE_FLOOR))
     log_p = F.logsigmoid(model.foreground.gate_logits(means["z_fg"])).flatten(2)
     for _ in range(READOUT_SWEEPS):
