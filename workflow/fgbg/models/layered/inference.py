@@ -49,37 +49,45 @@ def refine(model, x, posteriors):
     return {"z_fg": (mu.detach(), logvar.detach()), **fixed}
 
 
-def place_evidence(model, x, means, log_presence=None):
-    """(N, places): for each place p, with the other places present as `log_presence` says
-    (log s_q, (N, 1, places); the gates decoded from `means` when None), log p(x | s_p = 1) -
-    log p(x | s_p = 0) - fg_pixel_penalty (sum f | s_p = 1 - sum f | s_p = 0) (on
-    intensities the light u f in place of f), where s_p = 1 paints p's template at full
-    strength and s_p = 0 nothing there: the objective's own evidence, in nats, for a cell at
-    p. Only p's window changes, so the difference is taken over it alone, and over the
-    image's own pixels (not the padding)."""
+def gate_presence(model, means):
+    """log s_p (N, 1, places): the gates decoded at the posterior means `means`."""
+    return F.logsigmoid(model.foreground.gate_logits(means["z_fg"])).flatten(2)
+
+
+def place_evidence(model, x, means):
+    """A function `evidence(log_presence)` for the images x (N, 1, H, W) at the posterior
+    means `means`: (N, places), for each place p, with the other places present as
+    `log_presence` says (log s_q, (N, 1, places)), log p(x | s_p = 1) - log p(x | s_p = 0) -
+    fg_pixel_penalty (sum f | s_p = 1 - sum f | s_p = 0) (on intensities the light u f in
+    place of f), where s_p = 1 paints p's template at full strength and s_p = 0 nothing
+    there: the objective's own evidence, in nats, for a cell at p. Only p's window changes,
+    so the difference is taken over it alone, and over the image's own pixels (not the
+    padding). What does not depend on the presences (the background, the image's windows,
+    the full-strength templates) is computed here, once per batch."""
     fg = model.foreground
     k = fg.kernel
     window, pad = template_window(k), k // 2
-    if log_presence is None:
-        log_presence = F.logsigmoid(fg.gate_logits(means["z_fg"])).flatten(2)
-    log_not_st, log_not_f = fg.fold(log_presence)
 
     def windows(t):  # (N, 1, H, W) -> (N, window^2, places), zeros outside the image
         return F.unfold(t, window, padding=pad, stride=k)
 
-    log_not_others = windows(log_not_f) - log_not_st  # log(1 - f) without p's term
     inside = windows(model.padding.pad(torch.ones_like(x)))  # the image's own pixels
     x_windows = windows(model.padding.pad(x))
     b_logits = windows(model.background.logits(means["z_bg"]))
+    log_not_t = fg.fold(fg.templates.new_zeros(1, 1, 1))[0]  # log s_p = 0: full strength
+    penalty = model.config["fg_pixel_penalty"]
 
     def score(log_not_f_p):  # per pixel, log p(x | f, b) - penalty x f
         ll = model.composition.pixel_log_likelihood(log_not_f_p, b_logits, x_windows)
-        light = model.composition.light(-torch.expm1(log_not_f_p))
-        return ll - model.config["fg_pixel_penalty"] * light
+        return ll - penalty * model.composition.light(-torch.expm1(log_not_f_p))
 
-    log_not_t = fg.fold(fg.templates.new_zeros(1, 1, 1))[0]  # log s_p = 0: full strength
-    present = score(log_not_others + log_not_t)
-    return (inside * (present - score(log_not_others))).sum(1)
+    def evidence(log_presence):
+        log_not_st, log_not_f = fg.fold(log_presence)
+        log_not_others = windows(log_not_f) - log_not_st  # log(1 - f) without p's term
+        present = score(log_not_others + log_not_t)
+        return (inside * (present - score(log_not_others))).sum(1)
+
+    return evidence
 
 
 def colour_classes(grid):
@@ -91,23 +99,26 @@ def colour_classes(grid):
     return [colour == c for c in range(4)]
 
 
-def presences(model, x, means, rate):
+def presences(model, x, means, rate, evidence=None):
     """(log P (N, 1, places), evidence (N, places)): each place's probability of a cell
     given the image and the other places, P_p = sigmoid(logit r_p + e_p), with e_p
-    (`place_evidence`) weighed against the other places as the readout itself scores them:
-    from the gates decoded at `means`, READOUT_SWEEPS sweeps of sequential updates (one
-    colour class at a time, `colour_classes`), a mean-field fixed point of a binary
-    presence per place under the rates `rate`. Against the gates, two places whose
-    templates both draw one cell each explain it for the other, and both score low; here
-    the first to be updated gives it to the other
-    (docs/studies/readout-02-mean-field.md)."""
+    (`place_evidence`, or its function `evidence` for x and means when given) weighed
+    against the other places as the readout itself scores them: from the gates decoded at
+    `means`, READOUT_SWEEPS sweeps of sequential updates (one colour class at a time,
+    `colour_classes`), a mean-field fixed point of a binary presence per place under the
+    rates `rate`. Against the gates, two places whose templates both draw one cell each
+    explain it for the other, and both score low; here the first to be updated gives it to
+    the other (docs/studies/readout-02-mean-field.md)."""
+    if evidence is None:
+        evidence = place_evidence(model, x, means)
     logit_rate = torch.logit(rate.clamp(RATE_FLOOR, 1 - RATE_FLOOR))
-    log_p = F.logsigmoid(model.foreground.gate_logits(means["z_fg"])).flatten(2)
+    log_p = gate_presence(model, means)
+    classes = [members.to(x.device) for members in colour_classes(model.foreground.grid)]
     for _ in range(READOUT_SWEEPS):
-        for members in colour_classes(model.foreground.grid):
-            update = F.logsigmoid(logit_rate + place_evidence(model, x, means, log_p))
-            log_p = torch.where(members.to(x.device), update.unsqueeze(1), log_p)
-    return log_p, place_evidence(model, x, means, log_p)
+        for members in classes:
+            update = F.logsigmoid(logit_rate + evidence(log_p))
+            log_p = torch.where(members, update.unsqueeze(1), log_p)
+    return log_p, evidence(log_p)
 
 
 def presence_foreground(model, x, means):
@@ -133,12 +144,15 @@ def fit_place_rates(model, images):
     batches = []
     for x in images[:RATE_FIT_IMAGES].float().split(50):
         posteriors = refine(model, x, model.encode(x))
-        batches.append((x, {n: m for n, (m, _) in posteriors.items()}))
+        means = {n: m for n, (m, _) in posteriors.items()}
+        with torch.no_grad():
+            batches.append((x, means, place_evidence(model, x, means)))
     with torch.no_grad():
-        rate = em_rates(torch.cat([place_evidence(model, x, means) for x, means in batches]))
+        rate = em_rates(torch.cat([e(gate_presence(model, means)) for _, means, e in batches]))
         for _ in range(RATE_REFITS):
-            evidence = [presences(model, x, means, rate)[1] for x, means in batches]
-            rate = em_rates(torch.cat(evidence))
+            rate = em_rates(
+                torch.cat([presences(model, x, means, rate, e)[1] for x, means, e in batches])
+            )
     model.foreground.place_rate.copy_(rate)
 
 
