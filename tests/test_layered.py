@@ -315,7 +315,7 @@ def _forced_gate_score(model, x, means, place, gate_logit):
     gates.view(len(x), -1)[:, place] = gate_logit
     f_logits = model.foreground.paint(gates)
     b_logits = model.background.logits(means["z_bg"])
-    pixels = model.composition.light(torch.sigmoid(f_logits), b_logits).flatten(1).sum(1)
+    pixels = model.composition.light(torch.sigmoid(f_logits)).flatten(1).sum(1)
     ll = model.composition.log_likelihood(f_logits, b_logits, x)
     return ll - model.config["fg_pixel_penalty"] * pixels
 

@@ -61,7 +61,7 @@ from torch import nn
 
 from fgbg.layers import Padding
 from fgbg.models.base import reparameterise
-from fgbg.models.layered.background import BG_EDGE_PENALTY, Background
+from fgbg.models.layered.background import Background
 from fgbg.models.layered.foreground import Foreground
 from fgbg.models.layered.gaussian import Additive
 from fgbg.models.layered.inference import fit_place_rates, presence_foreground, refine
@@ -125,14 +125,12 @@ class LayeredVAE(nn.Module):
         kl_fg = self.foreground.kl(*posteriors["z_fg"], learn_prior).mean()
         mu_bg, logvar_bg = posteriors["z_bg"]
         kl_bg_dims = (0.5 * (mu_bg.pow(2) + logvar_bg.exp() - 1 - logvar_bg)).mean(0)
-        fg_pixels = self.composition.light(torch.sigmoid(f_logits), b_logits).flatten(1).sum(1).mean()
-        bg_edges = self.background.edges(b_logits).mean()
+        fg_pixels = self.composition.light(torch.sigmoid(f_logits)).flatten(1).sum(1).mean()
         loss = (
             -ll
             + c["fg_kl_weight"] * kl_fg
             + kl_bg_dims.clamp_min(c["bg_free_bits"]).sum()  # free bits per dimension
             + c["fg_pixel_penalty"] * fg_pixels
-            + BG_EDGE_PENALTY * bg_edges
         )
         return {
             "loss": loss,
@@ -140,7 +138,6 @@ class LayeredVAE(nn.Module):
             "kl_fg": kl_fg,
             "kl_bg": kl_bg_dims.sum(),
             "fg_pixels": fg_pixels,
-            "bg_edges": bg_edges,
         }
 
     def layers(self, x):

@@ -10,13 +10,12 @@ from torch import nn
 from fgbg.models.layered.noisy_or import logit_of_product
 
 BG_SHARPNESS = 8.0  # slope of the mask's edge: the background is flat inside its shape
-BG_EDGE_PENALTY = 0.15  # STUDY (geometry-04): nats per unit of b's total variation
 
 
 def _linear_upsampling(size_in: int, size_out: int) -> torch.Tensor:
-    """STUDY (geometry-03): the weights of 1-D cubic interpolation (align_corners False)."""
-    eye = torch.eye(size_in).view(size_in, 1, 1, size_in)
-    weights = F.interpolate(eye, size=(1, size_out), mode="bicubic", align_corners=False)
+    """(size_out, size_in): the weights of 1-D linear interpolation (align_corners False)."""
+    eye = torch.eye(size_in).view(size_in, 1, size_in)
+    weights = F.interpolate(eye, size=size_out, mode="linear", align_corners=False)
     return weights.view(size_in, size_out).t().contiguous()
 
 
@@ -53,14 +52,6 @@ class Background(nn.Module):
         out, g = self.decoder(z), self.grid
         level, mask = out[:, :1].view(-1, 1, 1, 1), self.upsample(out[:, 1:].view(-1, 1, g, g))
         return logit_of_product(F.logsigmoid(level) + F.logsigmoid(BG_SHARPNESS * mask))
-
-    def edges(self, b_logits):
-        """STUDY (geometry-04): b's anisotropic total variation per image (N,): the sum of
-        |b| steps between neighbouring pixels, rows and columns."""
-        b = torch.sigmoid(b_logits)
-        rows = (b[..., 1:, :] - b[..., :-1, :]).abs().flatten(1).sum(1)
-        cols = (b[..., :, 1:] - b[..., :, :-1]).abs().flatten(1).sum(1)
-        return rows + cols
 
     def upsample(self, coarse):
         """(N, 1, g, g) -> (N, 1, H, W), bilinear (F.interpolate's weights, align_corners

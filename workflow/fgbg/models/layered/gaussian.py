@@ -44,7 +44,7 @@ class Additive(nn.Module):
         mean = offset + u * -torch.expm1(log_not_f) + v * torch.sigmoid(b_logits)
         return -0.5 * ((x - mean) / sd).pow(2) - sd.log() - HALF_LOG_2PI
 
-    def light(self, f, b_logits=None):
+    def light(self, f):
         """What the pixel penalty charges: the foreground's light u f, so that a dimmer
         shape with a brighter u costs the same."""
         return self.values()[0] * f

@@ -79,7 +79,7 @@ def place_evidence(model, x, means):
 
     def score(log_not_f_p):  # per pixel, log p(x | f, b) - penalty x f
         ll = model.composition.pixel_log_likelihood(log_not_f_p, b_logits, x_windows)
-        return ll - penalty * model.composition.light(-torch.expm1(log_not_f_p), b_logits)
+        return ll - penalty * model.composition.light(-torch.expm1(log_not_f_p))
 
     def evidence(log_presence):
         log_not_st, log_not_f = fg.fold(log_presence)

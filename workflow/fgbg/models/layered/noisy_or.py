@@ -36,11 +36,9 @@ class NoisyOr(nn.Module):
         """Per-image log p(x) from the layers' logits."""
         return noisy_or_log_likelihood(f_logits, b_logits, x)
 
-    def light(self, f, b_logits):
-        """STUDY (geometry-05): what the pixel penalty charges: the on-probability the
-        foreground adds to the background's, f (1 - b), b held fixed (no gradient: the
-        background is not rewarded for covering what the foreground draws)."""
-        return f * torch.sigmoid(-b_logits.detach())
+    def light(self, f):
+        """What the pixel penalty charges: f itself."""
+        return f
 
 
 def follow(buffer, batch_value):
