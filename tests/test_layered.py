@@ -432,3 +432,23 @@ def test_an_image_size_that_nothing_divides_trains_and_is_scored(tmp_path):
     assert model.padding.padded == (36, 36)
     f = model_outputs(model, images[:5])["foreground"]
     assert f.shape == (5, 25, 31) and np.isfinite(f).all() and (f >= 0).all() and (f <= 1).all()
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
+def test_while_blind_the_foreground_is_off_on_intensities_only(likelihood):
+    """On intensities the opening marks an active disk's windows as well as a cell's, so a
+    blind foreground could still take a disk: it draws nothing in the blind epochs, and its
+    templates learn nothing there. On binary images it draws from the opening."""
+    torch.manual_seed(0)
+    config = {**LAYERED, "fg_kernel": 3, "bg_pool": 3, "bg_grid": 4, "fg_blind_epochs": 2,
+              "likelihood": likelihood}  # fmt: skip
+    model = build_model(config, 12, 12)
+    x = torch.as_tensor(_band_and_cells()[:8], dtype=torch.float32).unsqueeze(1)
+    for epoch, blind in [(1, True), (2, True), (3, False), (None, False)]:
+        model.zero_grad()
+        terms = model.loss_terms(x, torch.Generator().manual_seed(0), epoch)
+        terms["loss"].backward()
+        off = blind and likelihood == "gaussian"
+        assert (terms["fg_pixels"].item() < 1e-9) == off, epoch
+        grad = model.foreground.templates.grad
+        assert (grad is None or not grad.any()) == off, epoch

@@ -30,8 +30,9 @@ Objective (per image, one reparameterised sample, analytic KLs):
 Training: the background's learning rate is scaled by `bg_lr_scale`; for the first
 `fg_blind_epochs` epochs the foreground encoder sees only the image's soft opening (the
 pixels of hole-free cell-sized windows), so it cannot tell whether a disk is on and the
-background learns the disks first; after them the place prior follows the batches (a
-moving average, no gradient). With the weights fixed, each place's rate r_p, the prior
+background learns the disks first (on intensities, where the opening marks an active disk
+too, the foreground is off in those epochs); after them the place prior follows the
+batches (a moving average, no gradient). With the weights fixed, each place's rate r_p, the prior
 probability of a cell there, is fitted on training images by EM (`fit_readout`).
 
 Any image size: the image is padded with zeros below and to the right to the next multiple
@@ -69,6 +70,8 @@ from fgbg.models.layered.noisy_or import NoisyOr
 
 __all__ = ["LayeredVAE"]
 
+FOREGROUND_OFF = -30.0  # f's logit where the foreground is off: f = 1e-13
+
 
 class LayeredVAE(nn.Module):
     def __init__(self, config: dict, height: int, width: int):
@@ -96,10 +99,9 @@ class LayeredVAE(nn.Module):
 
     def encode(self, x, epoch=None):
         """{"z_fg": (mu, logvar) (N, patch_latent x places), "z_bg": (mu, logvar) (N, e)}."""
-        blind = epoch is not None and epoch <= self.config["fg_blind_epochs"]
         x = self.padding.pad(x)
         z_bg = self.background.encode(x)
-        return {"z_fg": self.foreground.encode(x, blind), "z_bg": z_bg}
+        return {"z_fg": self.foreground.encode(x, self.blind(epoch)), "z_bg": z_bg}
 
     def decode(self, latents):
         """{"foreground": f logits, "background": b logits}, (N, 1, H, W) each."""
@@ -109,19 +111,27 @@ class LayeredVAE(nn.Module):
             "background": self.padding.crop(self.background.logits(latents["z_bg"])),
         }
 
+    def blind(self, epoch) -> bool:
+        """Whether training `epoch` is one of the blind epochs (None: not training)."""
+        return epoch is not None and epoch <= self.config["fg_blind_epochs"]
+
     def loss_terms(self, x, generator=None, epoch=None):
         posteriors = self.encode(x, epoch)
         out = self.decode(
             {name: reparameterise(mu, logvar, generator) for name, (mu, logvar) in
              posteriors.items()}
         )  # fmt: skip
+        if self.blind(epoch) and isinstance(self.composition, Additive):
+            # on intensities the opening marks an active disk's windows too: the foreground
+            # is off while blind (docs/studies/intensity-03-blind-start.md)
+            out["foreground"] = torch.full_like(out["foreground"], FOREGROUND_OFF)
         return self.objective(x, out["foreground"], out["background"], posteriors, epoch)
 
     def objective(self, x, f_logits, b_logits, posteriors, epoch=None) -> dict:
         """The loss (batch means) for given layer logits and posteriors, and its terms."""
         c = self.config
         ll = self.composition.log_likelihood(f_logits, b_logits, x).mean()
-        learn_prior = self.training and (epoch is None or epoch > c["fg_blind_epochs"])
+        learn_prior = self.training and not self.blind(epoch)
         kl_fg = self.foreground.kl(*posteriors["z_fg"], learn_prior).mean()
         mu_bg, logvar_bg = posteriors["z_bg"]
         kl_bg_dims = (0.5 * (mu_bg.pow(2) + logvar_bg.exp() - 1 - logvar_bg)).mean(0)
