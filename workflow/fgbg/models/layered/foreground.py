@@ -68,8 +68,6 @@ class Foreground(nn.Module):
         """(mu, logvar), each (N, patch_latent x places). `blind`: the image channel is
         zeroed and the encoder sees the opening alone."""
         opening = soft_opening(x, self.kernel, OPENING_SHARPNESS)
-        if blind and self.shapes_only:  # STUDY (intensity-03): the opening zeroed too
-            opening = torch.zeros_like(opening)
         out = self.encoder(torch.cat([torch.zeros_like(x) if blind else x, opening], dim=1))
         return out.flatten(1).view(len(x), 2, -1).unbind(1)
 
