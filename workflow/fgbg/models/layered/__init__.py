@@ -121,8 +121,9 @@ class LayeredVAE(nn.Module):
             {name: reparameterise(mu, logvar, generator) for name, (mu, logvar) in
              posteriors.items()}
         )  # fmt: skip
-        if self.blind(epoch):  # STUDY (geometry-06): the foreground off while blind, on
-            # binary images too
+        if self.blind(epoch) and isinstance(self.composition, Additive):
+            # on intensities the opening marks an active disk's windows too: the foreground
+            # is off while blind (docs/studies/intensity-03-blind-start.md)
             out["foreground"] = torch.full_like(out["foreground"], FOREGROUND_OFF)
         return self.objective(x, out["foreground"], out["background"], posteriors, epoch)
 
