@@ -32,8 +32,8 @@ Training: the background's learning rate is scaled by `bg_lr_scale`; for the fir
 pixels of hole-free cell-sized windows), so it cannot tell whether a disk is on and the
 background learns the disks first (on intensities, where the opening marks an active disk
 too, the foreground is off in those epochs); after them the place prior follows the
-batches (a moving average, no gradient). With the weights fixed, each place's rate r_p, the prior
-probability of a cell there, is fitted on training images by EM (`fit_readout`).
+batches (a moving average, no gradient). With the weights fixed, each place's rate r_p,
+the prior probability of a cell there, is fitted on training images by EM (`fit_readout`).
 
 Any image size: the image is padded with zeros below and to the right to the next multiple
 of the least common multiple of k and `bg_pool` (`fgbg.layers.Padding`); both layers are
