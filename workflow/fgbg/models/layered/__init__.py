@@ -12,7 +12,7 @@ Generative model, for an H x W binary image x with cells of side k (`fg_kernel`,
     f = 1 - prod_p (1 - g_p t_p)      t_p = sigmoid(place p's learned template) over the
                                       patch and half a cell around it (`foreground`)
     b = sigmoid(l) sigmoid(8 m)       a level l and a coarse mask m (`bg_grid` square,
-                                      bicubically upsampled), both decoded from z_bg
+                                      bilinearly upsampled), both decoded from z_bg
                                       (`background`)
     x[i] ~ Bernoulli(1 - (1 - f[i]) (1 - b[i]))   a pixel is on when a cell or the
                                                   background turns it on (`noisy_or`)
@@ -25,8 +25,7 @@ penalty charges the foreground's light u f; everything else below is the same.
 Objective (per image, one reparameterised sample, analytic KLs):
 
     -log p(x | z_fg, z_bg) + fg_kl_weight KL(z_fg) + KL(z_bg) above bg_free_bits per
-    dimension + fg_pixel_penalty sum_i f[i] + 0.15 TV(b)   (TV: the sum of |b| steps
-    between neighbouring pixels)
+    dimension + fg_pixel_penalty sum_i f[i]
 
 Training: the background's learning rate is scaled by `bg_lr_scale`; for the first
 `fg_blind_epochs` epochs the foreground encoder sees only the image's soft opening (the
@@ -49,9 +48,9 @@ its template: f = 1 - prod_p (1 - P_p t_p).
 
 What keeps the layers apart: the foreground pays per place it uses (its KL) and per pixel it
 draws (the pixel penalty) and paints only at places with a learned template; the
-background cannot draw a cell for less than the foreground pays (it is flat inside a
-coarse shape whose edges it pays for); the blind start gives the disks to the background
-before the foreground can take them. The studies that chose each part are docs/studies/.
+background cannot draw a cell (it is flat inside a coarse shape); the blind start gives the
+disks to the background before the foreground can take them. The studies that chose each
+part are docs/studies/.
 """
 
 from __future__ import annotations
@@ -63,7 +62,7 @@ from torch import nn
 
 from fgbg.layers import Padding
 from fgbg.models.base import reparameterise
-from fgbg.models.layered.background import BG_EDGE_PENALTY, Background
+from fgbg.models.layered.background import Background
 from fgbg.models.layered.foreground import Foreground
 from fgbg.models.layered.gaussian import Additive
 from fgbg.models.layered.inference import fit_place_rates, presence_foreground, refine
@@ -137,13 +136,11 @@ class LayeredVAE(nn.Module):
         mu_bg, logvar_bg = posteriors["z_bg"]
         kl_bg_dims = (0.5 * (mu_bg.pow(2) + logvar_bg.exp() - 1 - logvar_bg)).mean(0)
         fg_pixels = self.composition.light(torch.sigmoid(f_logits)).flatten(1).sum(1).mean()
-        bg_edges = self.background.edges(b_logits).mean()
         loss = (
             -ll
             + c["fg_kl_weight"] * kl_fg
             + kl_bg_dims.clamp_min(c["bg_free_bits"]).sum()  # free bits per dimension
             + c["fg_pixel_penalty"] * fg_pixels
-            + BG_EDGE_PENALTY * bg_edges
         )
         return {
             "loss": loss,
@@ -151,7 +148,6 @@ class LayeredVAE(nn.Module):
             "kl_fg": kl_fg,
             "kl_bg": kl_bg_dims.sum(),
             "fg_pixels": fg_pixels,
-            "bg_edges": bg_edges,
         }
 
     def layers(self, x):

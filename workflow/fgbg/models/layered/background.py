@@ -1,6 +1,5 @@
 """The background layer: one global latent decoded to a flat level inside a coarse,
-sharp-edged shape; b = sigmoid(level) sigmoid(BG_SHARPNESS x mask), the mask a cubic
-B-spline, its edges paid for in the objective (BG_EDGE_PENALTY)."""
+sharp-edged shape; b = sigmoid(level) sigmoid(BG_SHARPNESS x mask)."""
 
 from __future__ import annotations
 
@@ -11,32 +10,20 @@ from torch import nn
 from fgbg.models.layered.noisy_or import logit_of_product
 
 BG_SHARPNESS = 8.0  # slope of the mask's edge: the background is flat inside its shape
-BG_EDGE_PENALTY = 0.15  # nats per unit of b's total variation (docs/studies/geometry-04)
 
 
-def _bspline_upsampling(size_in: int, size_out: int) -> torch.Tensor:
-    """(size_out, size_in): the weights of a cubic B-spline whose control points are the
-    coarse nodes (pixel centres placed as F.interpolate's with align_corners False; nodes
-    beyond the border repeat the border's). Positive weights, unlike cubic interpolation's: a node's pull
-    never changes sign with the distance (docs/studies/geometry-07-bspline.md)."""
-    pos = (torch.arange(size_out, dtype=torch.float64) + 0.5) * size_in / size_out - 0.5
-    weights = torch.zeros(size_out, size_in, dtype=torch.float64)
-    rows = torch.arange(size_out)
-    for k in range(-1, 3):
-        node = pos.floor().long() + k
-        t = (pos - node).abs()
-        near, far = 2 / 3 - t**2 + t**3 / 2, (2 - t).clamp_min(0) ** 3 / 6
-        weights.index_put_((rows, node.clamp(0, size_in - 1)), torch.where(t < 1, near, far),
-                           accumulate=True)  # fmt: skip
-    return weights.float()
+def _linear_upsampling(size_in: int, size_out: int) -> torch.Tensor:
+    """(size_out, size_in): the weights of 1-D linear interpolation (align_corners False)."""
+    eye = torch.eye(size_in).view(size_in, 1, size_in)
+    weights = F.interpolate(eye, size=size_out, mode="linear", align_corners=False)
+    return weights.view(size_in, size_out).t().contiguous()
 
 
 class Background(nn.Module):
     """An MLP encoder over the image average-pooled by `bg_pool` gives a Gaussian posterior
     over `bg_latent` dimensions; an MLP decoder gives a level logit and a `bg_grid` square
-    mask of logits, upsampled to the image by a cubic B-spline. The background cannot
-    draw a cell for free: it is flat inside a shape no finer than the coarse grid, and every
-    edge of that shape costs BG_EDGE_PENALTY nats per unit of b's step across it."""
+    mask of logits, bilinearly upsampled to the image. The background cannot draw a cell:
+    it is flat inside a shape no finer than the coarse grid."""
 
     def __init__(self, config: dict, height: int, width: int):
         super().__init__()
@@ -50,8 +37,8 @@ class Background(nn.Module):
             nn.Linear(e, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
             nn.Linear(hidden, 1 + self.grid**2),  # the level, then the mask
         )  # fmt: skip
-        self.register_buffer("upsample_rows", _bspline_upsampling(self.grid, height), False)
-        self.register_buffer("upsample_cols", _bspline_upsampling(self.grid, width), False)
+        self.register_buffer("upsample_rows", _linear_upsampling(self.grid, height), False)
+        self.register_buffer("upsample_cols", _linear_upsampling(self.grid, width), False)
         with torch.no_grad():  # starts nearly empty: level sigmoid(-4), mask half open
             self.decoder[-1].bias.fill_(-4.0)
             self.decoder[-1].bias[1:].fill_(0.0)
@@ -66,16 +53,8 @@ class Background(nn.Module):
         level, mask = out[:, :1].view(-1, 1, 1, 1), self.upsample(out[:, 1:].view(-1, 1, g, g))
         return logit_of_product(F.logsigmoid(level) + F.logsigmoid(BG_SHARPNESS * mask))
 
-    def edges(self, b_logits):
-        """b's anisotropic total variation per image (N,): the sum of |b| steps between
-        neighbouring pixels, along rows and columns. A cell-sized bump of side s at level h
-        costs 4 s h: more than the foreground pays to draw it, where a disk costs less."""
-        b = torch.sigmoid(b_logits)
-        rows = (b[..., 1:, :] - b[..., :-1, :]).abs().flatten(1).sum(1)
-        cols = (b[..., :, 1:] - b[..., :, :-1]).abs().flatten(1).sum(1)
-        return rows + cols
-
     def upsample(self, coarse):
-        """(N, 1, g, g) -> (N, 1, H, W), a cubic B-spline as two small matrix products: on a
-        CPU a third of F.interpolate's cost, forward and backward."""
+        """(N, 1, g, g) -> (N, 1, H, W), bilinear (F.interpolate's weights, align_corners
+        False) as two small matrix products: on a CPU a third of the interpolation kernels'
+        cost, forward and backward."""
         return self.upsample_rows @ coarse @ self.upsample_cols.t()
