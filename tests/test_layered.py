@@ -52,13 +52,23 @@ def _logit(p):
     return torch.log(p / (1 - p))
 
 
-def test_background_upsampling_is_bilinear_interpolation():
+def test_background_upsampling_is_a_cubic_bspline():
+    """The mask is scipy's cubic B-spline over the coarse nodes as control points (no
+    prefilter: a smoothing spline, not an interpolating one), the border nodes repeated."""
+    from scipy.ndimage import map_coordinates
+
     model = build_model({"type": "layered", "bg_grid": 10}, 60, 48)
-    coarse = torch.randn(3, 1, 10, 10)
-    expected = torch.nn.functional.interpolate(
-        coarse, size=(60, 48), mode="bilinear", align_corners=False
-    )
-    torch.testing.assert_close(model.background.upsample(coarse), expected)
+    coarse = torch.randn(3, 1, 10, 10, dtype=torch.float64)
+    rows = (np.arange(60) + 0.5) * 10 / 60 - 0.5
+    cols = (np.arange(48) + 0.5) * 10 / 48 - 0.5
+    grid = np.stack(np.meshgrid(rows, cols, indexing="ij"))
+    expected = [
+        map_coordinates(c[0].numpy(), grid, order=3, prefilter=False, mode="nearest")
+        for c in coarse
+    ]
+    got = model.background.upsample(coarse.float())[:, 0]
+    torch.testing.assert_close(got, torch.tensor(np.stack(expected)).float())
+    assert (model.background.upsample_rows >= 0).all()  # never negative, unlike bicubic's
     assert not any("upsample" in key for key in model.state_dict())  # not saved with weights
 
 

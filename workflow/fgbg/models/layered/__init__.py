@@ -12,8 +12,8 @@ Generative model, for an H x W binary image x with cells of side k (`fg_kernel`,
     f = 1 - prod_p (1 - g_p t_p)      t_p = sigmoid(place p's learned template) over the
                                       patch and half a cell around it (`foreground`)
     b = sigmoid(l) sigmoid(8 m)       a level l and a coarse mask m (`bg_grid` square,
-                                      bilinearly upsampled), both decoded from z_bg
-                                      (`background`)
+                                      upsampled by a cubic B-spline), both decoded
+                                      from z_bg (`background`)
     x[i] ~ Bernoulli(1 - (1 - f[i]) (1 - b[i]))   a pixel is on when a cell or the
                                                   background turns it on (`noisy_or`)
 

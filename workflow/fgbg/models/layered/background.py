@@ -1,5 +1,6 @@
 """The background layer: one global latent decoded to a flat level inside a coarse,
-sharp-edged shape; b = sigmoid(level) sigmoid(BG_SHARPNESS x mask)."""
+sharp-edged shape; b = sigmoid(level) sigmoid(BG_SHARPNESS x mask), the mask a cubic
+B-spline over a coarse grid."""
 
 from __future__ import annotations
 
@@ -12,17 +13,29 @@ from fgbg.models.layered.noisy_or import logit_of_product
 BG_SHARPNESS = 8.0  # slope of the mask's edge: the background is flat inside its shape
 
 
-def _linear_upsampling(size_in: int, size_out: int) -> torch.Tensor:
-    """(size_out, size_in): the weights of 1-D linear interpolation (align_corners False)."""
-    eye = torch.eye(size_in).view(size_in, 1, size_in)
-    weights = F.interpolate(eye, size=size_out, mode="linear", align_corners=False)
-    return weights.view(size_in, size_out).t().contiguous()
+def _bspline_upsampling(size_in: int, size_out: int) -> torch.Tensor:
+    """(size_out, size_in): the weights of a cubic B-spline whose control points are the
+    coarse nodes (node centres placed as F.interpolate's with align_corners False; nodes
+    beyond the border repeat the border's). Smoother than bilinear interpolation, and
+    its weights are never negative, unlike cubic interpolation's: a node's pull never
+    changes sign with the distance (docs/studies/geometry-07-bspline.md)."""
+    pos = (torch.arange(size_out, dtype=torch.float64) + 0.5) * size_in / size_out - 0.5
+    weights = torch.zeros(size_out, size_in, dtype=torch.float64)
+    rows = torch.arange(size_out)
+    for k in range(-1, 3):
+        node = pos.floor().long() + k
+        t = (pos - node).abs()
+        near, far = 2 / 3 - t**2 + t**3 / 2, (2 - t).clamp_min(0) ** 3 / 6
+        weights.index_put_(
+            (rows, node.clamp(0, size_in - 1)), torch.where(t < 1, near, far), accumulate=True
+        )
+    return weights.float()
 
 
 class Background(nn.Module):
     """An MLP encoder over the image average-pooled by `bg_pool` gives a Gaussian posterior
     over `bg_latent` dimensions; an MLP decoder gives a level logit and a `bg_grid` square
-    mask of logits, bilinearly upsampled to the image. The background cannot draw a cell:
+    mask of logits, upsampled to the image by a cubic B-spline. The background cannot draw a cell:
     it is flat inside a shape no finer than the coarse grid."""
 
     def __init__(self, config: dict, height: int, width: int):
@@ -37,8 +50,8 @@ class Background(nn.Module):
             nn.Linear(e, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
             nn.Linear(hidden, 1 + self.grid**2),  # the level, then the mask
         )  # fmt: skip
-        self.register_buffer("upsample_rows", _linear_upsampling(self.grid, height), False)
-        self.register_buffer("upsample_cols", _linear_upsampling(self.grid, width), False)
+        self.register_buffer("upsample_rows", _bspline_upsampling(self.grid, height), False)
+        self.register_buffer("upsample_cols", _bspline_upsampling(self.grid, width), False)
         with torch.no_grad():  # starts nearly empty: level sigmoid(-4), mask half open
             self.decoder[-1].bias.fill_(-4.0)
             self.decoder[-1].bias[1:].fill_(0.0)
@@ -54,7 +67,6 @@ class Background(nn.Module):
         return logit_of_product(F.logsigmoid(level) + F.logsigmoid(BG_SHARPNESS * mask))
 
     def upsample(self, coarse):
-        """(N, 1, g, g) -> (N, 1, H, W), bilinear (F.interpolate's weights, align_corners
-        False) as two small matrix products: on a CPU a third of the interpolation kernels'
-        cost, forward and backward."""
+        """(N, 1, g, g) -> (N, 1, H, W), the B-spline as two small matrix products: cheaper
+        on a CPU than an interpolation kernel, forward and backward."""
         return self.upsample_rows @ coarse @ self.upsample_cols.t()
