@@ -315,6 +315,21 @@ def test_a_model_file_of_another_version_is_refused_naming_the_version(tmp_path)
     torch.save({**state, "format": 1, "fgbg_version": "0.1.5"}, tmp_path / "other.pt")
     with pytest.raises(JobError, match=r"written by fgbg 0\.1\.5"):
         load_trained(tmp_path / "other.pt")
+    # format 2's layered weights were trained for a bilinear background mask
+    torch.save({**state, "format": 2, "fgbg_version": "0.3.0"}, tmp_path / "bilinear.pt")
+    with pytest.raises(JobError, match=r"written by fgbg 0\.3\.0, whose models"):
+        load_trained(tmp_path / "bilinear.pt")
+
+
+def test_a_thesis_model_file_of_format_2_still_reads(tmp_path):
+    config = resolve_config({"type": "dual"})
+    model = build_model(config, 12, 12)
+    state = {"model_config": config, "height": 12, "width": 12, "format": 2,
+             "fgbg_version": "0.3.0", "state_dict": model.state_dict()}  # fmt: skip
+    torch.save(state, tmp_path / "dual.pt")
+    loaded, _ = load_trained(tmp_path / "dual.pt")
+    for name, weights in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], weights)
 
 
 def _forced_gate_score(model, x, means, place, gate_logit):

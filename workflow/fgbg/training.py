@@ -447,7 +447,10 @@ def _read_checkpoint(path: Path, device, log) -> dict | None:
 
 # The layout of model.pt; a file of another layout (fgbg 0.2.0 and earlier wrote none) is
 # refused with the version that wrote it, never read as a model it was not trained as.
-MODEL_FILE_FORMAT = 2
+# Format 3: the layered model's background mask became a B-spline (bilinear in format 2),
+# so its format-2 weights mean another background; the thesis family's still read.
+MODEL_FILE_FORMAT = 3
+STILL_READ = {2: ("dual", "vae")}  # older formats, and the model types read from them
 
 
 def load_trained(path) -> tuple[torch.nn.Module, dict]:
@@ -469,7 +472,11 @@ def load_trained(path) -> tuple[torch.nn.Module, dict]:
         written_by = state.get("fgbg_version", "0.2.0 or earlier")
     except Exception as error:  # torch raises several kinds; the reason is not the point
         raise damaged(error) from None
-    if state.get("format") != MODEL_FILE_FORMAT:
+    model_type = state.get("model_config", {}).get("type")
+    if not (
+        state.get("format") == MODEL_FILE_FORMAT
+        or model_type in STILL_READ.get(state.get("format"), ())
+    ):
         raise JobError(
             f"model file {path} was written by fgbg {written_by}, whose models this fgbg "
             f"{versions()['fgbg']} does not read; {retrain} (or read it with that version)"
