@@ -317,7 +317,7 @@ def test_a_model_file_of_another_version_is_refused_naming_the_version(tmp_path)
         load_trained(tmp_path / "other.pt")
     # format 2's layered weights were trained for a bilinear background mask
     torch.save({**state, "format": 2, "fgbg_version": "0.3.0"}, tmp_path / "bilinear.pt")
-    with pytest.raises(JobError, match=r"written by fgbg 0\.3\.0, whose models"):
+    with pytest.raises(JobError, match=r"written by fgbg 0\.3\.0 \(model file format 2\), which"):
         load_trained(tmp_path / "bilinear.pt")
 
 

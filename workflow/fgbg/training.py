@@ -478,8 +478,9 @@ def load_trained(path) -> tuple[torch.nn.Module, dict]:
         or model_type in STILL_READ.get(state.get("format"), ())
     ):
         raise JobError(
-            f"model file {path} was written by fgbg {written_by}, whose models this fgbg "
-            f"{versions()['fgbg']} does not read; {retrain} (or read it with that version)"
+            f"model file {path} was written by fgbg {written_by} (model file format "
+            f"{state.get('format', 'none')}), which this fgbg {versions()['fgbg']} (format "
+            f"{MODEL_FILE_FORMAT}) does not read; {retrain} (or read it with that version)"
         )
     try:
         model = build_model(state["model_config"], state["height"], state["width"])
