@@ -470,16 +470,16 @@ def load_trained(path) -> tuple[torch.nn.Module, dict]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         written_by = state.get("fgbg_version", "0.2.0 or earlier")
+        written_format = state.get("format", "none")
+        model_type = state.get("model_config", {}).get("type")
     except Exception as error:  # torch raises several kinds; the reason is not the point
         raise damaged(error) from None
-    model_type = state.get("model_config", {}).get("type")
     if not (
-        state.get("format") == MODEL_FILE_FORMAT
-        or model_type in STILL_READ.get(state.get("format"), ())
+        written_format == MODEL_FILE_FORMAT or model_type in STILL_READ.get(written_format, ())
     ):
         raise JobError(
             f"model file {path} was written by fgbg {written_by} (model file format "
-            f"{state.get('format', 'none')}), which this fgbg {versions()['fgbg']} (format "
+            f"{written_format}), which this fgbg {versions()['fgbg']} (format "
             f"{MODEL_FILE_FORMAT}) does not read; {retrain} (or read it with that version)"
         )
     try:

@@ -35,8 +35,8 @@ def _bspline_upsampling(size_in: int, size_out: int) -> torch.Tensor:
 class Background(nn.Module):
     """An MLP encoder over the image average-pooled by `bg_pool` gives a Gaussian posterior
     over `bg_latent` dimensions; an MLP decoder gives a level logit and a `bg_grid` square
-    mask of logits, upsampled to the image by a cubic B-spline. The background cannot draw a cell:
-    it is flat inside a shape no finer than the coarse grid."""
+    mask of logits, upsampled to the image by a cubic B-spline. The background cannot
+    draw a cell: it is flat inside a shape no finer than the coarse grid."""
 
     def __init__(self, config: dict, height: int, width: int):
         super().__init__()
@@ -67,6 +67,6 @@ class Background(nn.Module):
         return logit_of_product(F.logsigmoid(level) + F.logsigmoid(BG_SHARPNESS * mask))
 
     def upsample(self, coarse):
-        """(N, 1, g, g) -> (N, 1, H, W), the B-spline as two small matrix products: cheaper
-        on a CPU than an interpolation kernel, forward and backward."""
+        """(N, 1, g, g) -> (N, 1, H, W), the B-spline as two small matrix products (the
+        weights are fixed, so no interpolation kernel is needed, forward or backward)."""
         return self.upsample_rows @ coarse @ self.upsample_cols.t()
