@@ -18,8 +18,8 @@ TEMPLATE_SCALE = 10.0  # template logits = this x the parameters: Adam moves the
 
 
 def template_window(k: int) -> int:
-    """The side of a place's template: its k x k patch and a cell less one pixel around it."""
-    return k + 2 * (k - 1)
+    """The side of a place's template: its k x k patch and half a cell around it."""
+    return k + 2 * (k // 2)
 
 
 class Foreground(nn.Module):
@@ -97,7 +97,7 @@ class Foreground(nn.Module):
             log_t = log_t - log_t.amax(dim=1, keepdim=True)
         log_st = log_presence + log_t
         log_not_st = log1m_exp(log_st.clamp_max(-1e-6))
-        log_not_f = F.fold(log_not_st, self.size, template_window(k), padding=k - 1, stride=k)
+        log_not_f = F.fold(log_not_st, self.size, template_window(k), padding=k // 2, stride=k)
         return log_not_st, log_not_f
 
     def paint(self, gate_logits):

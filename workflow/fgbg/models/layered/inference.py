@@ -66,7 +66,7 @@ def place_evidence(model, x, means):
     the full-strength templates) is computed here, once per batch."""
     fg = model.foreground
     k = fg.kernel
-    window, pad = template_window(k), k - 1
+    window, pad = template_window(k), k // 2
 
     def windows(t):  # (N, 1, H, W) -> (N, window^2, places), zeros outside the image
         return F.unfold(t, window, padding=pad, stride=k)
@@ -95,8 +95,8 @@ def colour_classes(grid):
     grid: a template reaches half a patch beyond its own, so no two places of a class share
     a pixel, and a class's presences can be updated at once."""
     rows, cols = torch.meshgrid(torch.arange(grid[0]), torch.arange(grid[1]), indexing="ij")
-    colour = (3 * (rows % 3) + cols % 3).flatten()
-    return [colour == c for c in range(9)]
+    colour = (2 * (rows % 2) + cols % 2).flatten()
+    return [colour == c for c in range(4)]
 
 
 def presences(model, x, means, rate, evidence=None):
