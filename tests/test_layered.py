@@ -14,14 +14,18 @@ from fgbg.models import build_model, resolve_config
 from fgbg.models.layered.foreground import PLACE_PRIOR_MIN_VAR
 from fgbg.models.layered.gaussian import Additive
 from fgbg.models.layered.inference import (
+    TEMPLATE_FLOOR,
+    drop_contained,
     em_rates,
     gate_presence,
     place_evidence,
     presence_foreground,
     presences,
+    readout_penalty,
     refine,
+    refit_templates,
 )
-from fgbg.models.layered.noisy_or import noisy_or_log_likelihood
+from fgbg.models.layered.noisy_or import NoisyOr, noisy_or_log_likelihood
 from fgbg.training import load_trained, train
 
 LAYERED = {"type": "layered"}
@@ -333,7 +337,7 @@ def test_a_thesis_model_file_of_format_2_still_reads(tmp_path):
 
 
 def _forced_gate_score(model, x, means, place, gate_logit):
-    """log p(x | f, b) - fg_pixel_penalty x (sum f, or on intensities the light u f) per
+    """log p(x | f, b) - the readout's pixel penalty x (sum f, or on intensities u f) per
     image with place `place`'s gate logit set to `gate_logit`, the other gates as decoded:
     the objective's terms that the gate moves."""
     gates = model.foreground.gate_logits(means["z_fg"]).clone()
@@ -342,7 +346,7 @@ def _forced_gate_score(model, x, means, place, gate_logit):
     b_logits = model.background.logits(means["z_bg"])
     pixels = model.composition.light(torch.sigmoid(f_logits)).flatten(1).sum(1)
     ll = model.composition.log_likelihood(f_logits, b_logits, x)
-    return ll - model.config["fg_pixel_penalty"] * pixels
+    return ll - readout_penalty(model) * pixels
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
@@ -425,6 +429,80 @@ def test_em_rates_recover_the_presence_rates_that_the_evidence_is_drawn_from():
     torch.testing.assert_close(rate, true, atol=0.02, rtol=0)
     naive = torch.sigmoid(evidence).mean(0)
     assert (naive - true).abs().max() > 0.1
+
+
+def test_noisy_or_fired_is_the_posterior_that_the_cause_turned_the_pixel_on():
+    # a cause fires w.p. `drawn`, the rest w.p. 1 - quiet; the pixel is on if either does
+    generator = torch.Generator().manual_seed(0)
+    drawn, quiet = torch.tensor([0.3, 0.9, 0.05]), torch.tensor([0.2, 0.5, 0.99])
+    cause = torch.rand(200000, 3, generator=generator) < drawn
+    x = cause | (torch.rand(200000, 3, generator=generator) > quiet)
+    simulated = (cause & x).sum(0) / x.sum(0)
+    fired = NoisyOr().fired(torch.ones(3), drawn, quiet)
+    torch.testing.assert_close(fired, simulated.float(), atol=0.01, rtol=0)
+    assert (NoisyOr().fired(torch.zeros(3), drawn, quiet) == 0).all()
+
+
+def _one_cell_under_a_dense_background(n=200):
+    """A 12 x 12 model with 3 x 3 places whose background is 0.8 everywhere, its readout at
+    rate 0.5 for place (1, 1) and 1e-4 elsewhere, and images in which a 3 x 3 cell at rows
+    and columns 3-5 is always on and every other pixel is on w.p. 0.8 (the background)."""
+    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3}
+    model = build_model(config, 12, 12).eval()
+    model.background.logits = lambda z: torch.full((len(z), 1, 12, 12), math.log(0.8 / 0.2))
+    x = torch.bernoulli(torch.full((n, 1, 12, 12), 0.8), generator=torch.Generator().manual_seed(0))
+    x[:, :, 3:6, 3:6] = 1
+    rate = torch.full((16,), 1e-4)
+    rate[5] = 0.5
+    with torch.no_grad():
+        means = {name: mu for name, (mu, _lv) in model.encode(x).items()}
+    return model, [(x, means)], rate
+
+
+def test_a_template_refits_to_the_whole_cell_and_away_from_the_background():
+    # place (1, 1)'s window is rows and columns 2-6; its template starts at 0.6 on the cell
+    # and on the ring around it, as a template trimmed by the pixel penalty might be
+    model, batches, rate = _one_cell_under_a_dense_background()
+    with torch.no_grad():
+        templates = model.foreground.templates.view(1, 5, 5, 16).fill_(-3.0)
+        templates[..., 5] = torch.logit(torch.tensor(0.6)) / 10
+        for _ in range(60):
+            refit_templates(model, batches, rate)
+    t = torch.sigmoid(10 * model.foreground.templates).view(5, 5, 16)[..., 5]
+    assert (t[1:4, 1:4] > 0.99).all()  # the cell's pixels, always on
+    ring = torch.ones(5, 5, dtype=torch.bool)
+    ring[1:4, 1:4] = False
+    # on w.p. 0.8 whether or not the cell is: down from 0.6 everywhere (slowly near 0)
+    assert t[ring].max() < 0.4 and t[ring].mean() < 0.15, t[ring]
+
+
+def test_a_place_whose_shape_lies_within_a_neighbours_is_dropped():
+    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3}
+    model = build_model(config, 12, 12).eval()
+    with torch.no_grad():
+        templates = model.foreground.templates.view(1, 5, 5, 16).fill_(-3.0)
+        templates[:, 1:4, 1:4, 5] = 3.0  # place (1, 1): the cell at rows 3-5, columns 3-5
+        templates[:, 1:4, 0:1, 6] = 3.0  # place (1, 2): column 5 of that cell, within it
+        templates[:, 2:4, 2:4, 10] = 3.0  # place (2, 2): rows 7-8, columns 7-8, apart
+        templates[:, 1:3, 3:5, 14] = 3.0  # places (3, 2) and (3, 3): one shape, rows 9-10,
+        templates[:, 1:3, 0:2, 15] = 3.0  # columns 8-9
+        start = model.foreground.templates.clone()
+        used = torch.ones(16, dtype=torch.bool)
+        assert drop_contained(model, used) == [6, 15]
+        after = model.foreground.templates
+        assert (torch.sigmoid(10 * after[0, :, [6, 15]]) <= TEMPLATE_FLOOR * 1.001).all()
+        kept = [p for p in range(16) if p not in (6, 15)]
+        assert torch.equal(after[0, :, kept], start[0, :, kept])
+        # a neighbour that is not used does not drop a place
+        model.foreground.templates.copy_(start)
+        used[5] = False
+        assert drop_contained(model, used) == [15]
+
+
+def test_the_readout_charges_the_pixel_penalty_on_intensities_only():
+    for likelihood, penalty in (("bernoulli", 0.0), ("gaussian", 0.05)):
+        config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3, "likelihood": likelihood}
+        assert readout_penalty(build_model(config, 12, 12)) == penalty
 
 
 def test_training_learns_the_place_rates(tmp_path):

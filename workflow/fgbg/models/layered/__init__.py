@@ -33,7 +33,9 @@ pixels of hole-free cell-sized windows), so it cannot tell whether a disk is on 
 background learns the disks first (on intensities, where the opening marks an active disk
 too, the foreground is off in those epochs); after them the place prior follows the
 batches (a moving average, no gradient). With the weights fixed, each place's rate r_p,
-the prior probability of a cell there, is fitted on training images by EM (`fit_readout`).
+the prior probability of a cell there, is fitted on training images by EM, and on binary
+images each place's template is refitted by EM as well, one place kept per cell
+(`fit_readout`).
 
 Any image size: the image is padded with zeros below and to the right to the next multiple
 of the least common multiple of k and `bg_pool` (`fgbg.layers.Padding`); both layers are
@@ -42,9 +44,10 @@ the readout read the image's own pixels only.
 
 Scored output (`foreground_layer`, what the evaluation reads; `inference`): the encoder's
 posterior over z_fg is refined by `fg_refine_steps` Adam steps on the image's own objective;
-then each place's probability of a cell, P_p = sigmoid(logit r_p + e_p), e_p the objective's
-evidence in nats for p's template at full strength against nothing there, is painted with
-its template: f = 1 - prod_p (1 - P_p t_p).
+then each place's probability of a cell, P_p = sigmoid(logit r_p + e_p), e_p the evidence in
+nats for p's template at full strength against nothing there (the likelihood's; on
+intensities less the pixel penalty), is painted with its template: f = 1 - prod_p (1 - P_p
+t_p).
 
 What keeps the layers apart: the foreground pays per place it uses (its KL) and per pixel it
 draws (the pixel penalty) and paints only at places with a learned template; the
@@ -65,7 +68,7 @@ from fgbg.models.base import reparameterise
 from fgbg.models.layered.background import Background
 from fgbg.models.layered.foreground import Foreground
 from fgbg.models.layered.gaussian import Additive
-from fgbg.models.layered.inference import fit_place_rates, presence_foreground, refine
+from fgbg.models.layered.inference import fit_readout, presence_foreground, refine
 from fgbg.models.layered.noisy_or import NoisyOr
 
 __all__ = ["LayeredVAE"]
@@ -159,8 +162,9 @@ class LayeredVAE(nn.Module):
         return self.padding.crop(presence_foreground(self, x, means)), b
 
     def fit_readout(self, images):
-        """After training, with the weights fixed: the place rates (`fit_place_rates`)."""
-        fit_place_rates(self, images)
+        """After training, with the weights fixed: the place rates and, on binary images,
+        the templates (`inference.fit_readout`)."""
+        fit_readout(self, images)
 
     def foreground_layer(self, x, switched_off=()):
         """f alone: what the evaluation scores (no latent to switch off)."""

@@ -87,18 +87,28 @@ class Foreground(nn.Module):
         """The gates' logits (N, 1, h, w) for z (N, patch_latent x places)."""
         return self.decoder(z.view(-1, self.latent, *self.grid))
 
-    def fold(self, log_presence):
-        """log(1 - s_p t_p) per place and template pixel (N, window^2, places), and
-        log(1 - f) (N, 1, H, W), its sum over the places covering each pixel, from log s_p
-        (N, 1 or window^2, places)."""
-        k = self.kernel
+    def undrawn(self, log_presence, places=None):
+        """log(1 - s_p t_p) per place and template pixel (N, window^2, places), from log s_p
+        (N, 1 or window^2, places); with a boolean mask `places`, for those places alone
+        (log_presence's columns for them)."""
         log_t = F.logsigmoid(TEMPLATE_SCALE * self.templates)
         if self.shapes_only:
             log_t = log_t - log_t.amax(dim=1, keepdim=True)
-        log_st = log_presence + log_t
-        log_not_st = log1m_exp(log_st.clamp_max(-1e-6))
-        log_not_f = F.fold(log_not_st, self.size, template_window(k), padding=k // 2, stride=k)
-        return log_not_st, log_not_f
+        if places is not None:
+            log_t = log_t[..., places]
+        return log1m_exp((log_presence + log_t).clamp_max(-1e-6))
+
+    def combine(self, log_not_st):
+        """log(1 - f) (N, 1, H, W): the sum of log(1 - s_p t_p) over the places covering
+        each pixel."""
+        k = self.kernel
+        return F.fold(log_not_st, self.size, template_window(self.kernel), padding=k // 2,
+                      stride=k)  # fmt: skip
+
+    def fold(self, log_presence):
+        """(log(1 - s_p t_p) (`undrawn`), log(1 - f) (`combine`)) from log s_p."""
+        log_not_st = self.undrawn(log_presence)
+        return log_not_st, self.combine(log_not_st)
 
     def paint(self, gate_logits):
         """f's logits (N, 1, H, W) for the gates' logits."""

@@ -38,10 +38,15 @@ class Additive(nn.Module):
         u, v, offset, log_sd = (SCALE * self.raw).unbind()
         return F.softplus(u), F.softplus(v), offset, log_sd.exp()
 
-    def pixel_log_likelihood(self, log_not_f, b_logits, x):
-        """log N(x; offset + u f + v b, sd^2) per pixel, from log(1 - f) and b's logits."""
+    def background_term(self, b_logits):
+        """What `pixel_log_likelihood` reads of the background: b itself."""
+        return torch.sigmoid(b_logits)
+
+    def pixel_log_likelihood(self, log_not_f, background, x):
+        """log N(x; offset + u f + v b, sd^2) per pixel, from log(1 - f) and the
+        `background_term` b."""
         u, v, offset, sd = self.values()
-        mean = offset + u * -torch.expm1(log_not_f) + v * torch.sigmoid(b_logits)
+        mean = offset + u * -torch.expm1(log_not_f) + v * background
         return -0.5 * ((x - mean) / sd).pow(2) - sd.log() - HALF_LOG_2PI
 
     def light(self, f):
@@ -51,5 +56,5 @@ class Additive(nn.Module):
 
     def log_likelihood(self, f_logits, b_logits, x):
         """Per-image log p(x) from the layers' logits."""
-        ll = self.pixel_log_likelihood(F.logsigmoid(-f_logits), b_logits, x)
+        ll = self.pixel_log_likelihood(F.logsigmoid(-f_logits), self.background_term(b_logits), x)
         return ll.flatten(1).sum(dim=1)

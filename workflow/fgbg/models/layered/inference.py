@@ -7,14 +7,19 @@ import torch
 import torch.nn.functional as F
 
 from fgbg.models.base import reparameterise
-from fgbg.models.layered.foreground import template_window
+from fgbg.models.layered.foreground import TEMPLATE_SCALE, template_window
 
 REFINE_LR = 0.05  # Adam's step size on the posteriors' means and log-variances
 RATE_FLOOR = 1e-4  # place rates are read within [RATE_FLOOR, 1 - RATE_FLOOR]
-RATE_FIT_IMAGES = 250  # training images the place rates are fitted on
+RATE_FIT_IMAGES = 250  # training images the readout is fitted on
 RATE_FIT_ITERATIONS = 100  # EM iterations (the rates move by < 1e-4 well before)
 READOUT_SWEEPS = 3  # sequential updates of every place's presence (`presences`)
-RATE_REFITS = 5  # rounds of rates fitted at the readout's own presences (`fit_place_rates`)
+RATE_REFITS = 5  # intensities: rounds of rates fitted at the readout's own presences
+TEMPLATE_ROUNDS = 20  # binary images: rounds of rates, then templates (`fit_readout`)
+TEMPLATE_PSEUDO = 1.0  # pseudo-images at the old template in each template update
+TEMPLATE_FLOOR = 1e-4  # refitted templates are kept within [TEMPLATE_FLOOR, 1 - it]
+USED_RATE = 0.01  # a place is used when its rate is at least this
+CONTAINED = 0.9  # share of a used place's shape inside a used neighbour's that drops it
 
 
 def refine(model, x, posteriors):
@@ -55,15 +60,17 @@ def gate_presence(model, means):
 
 
 def place_evidence(model, x, means):
-    """A function `evidence(log_presence)` for the images x (N, 1, H, W) at the posterior
-    means `means`: (N, places), for each place p, with the other places present as
-    `log_presence` says (log s_q, (N, 1, places)), log p(x | s_p = 1) - log p(x | s_p = 0) -
-    fg_pixel_penalty (sum f | s_p = 1 - sum f | s_p = 0) (on intensities the light u f in
-    place of f), where s_p = 1 paints p's template at full strength and s_p = 0 nothing
-    there: the objective's own evidence, in nats, for a cell at p. Only p's window changes,
-    so the difference is taken over it alone, and over the image's own pixels (not the
-    padding). What does not depend on the presences (the background, the image's windows,
-    the full-strength templates) is computed here, once per batch."""
+    """A function `evidence(log_presence, members=None)` for the images x (N, 1, H, W) at
+    the posterior means `means`: (N, places), for each place p, with the other places
+    present as `log_presence` says (log s_q, (N, 1, places)), log p(x | s_p = 1) - log p(x |
+    s_p = 0) - the readout's pixel penalty (`readout_penalty`) x (sum f | s_p = 1 - sum f |
+    s_p = 0) (on intensities the light u f in place of f), where s_p = 1 paints p's template
+    at full strength and s_p = 0 nothing there: the evidence, in nats, for a cell at p.
+    With a boolean mask `members` (places,), only those places' columns; with `undrawn`,
+    the caller's `Foreground.undrawn(log_presence)`. Only p's window
+    changes, so the difference is taken over it alone, and over the image's own pixels (not
+    the padding). What does not depend on the presences (the background, the image's
+    windows, the full-strength templates) is computed here, once per batch."""
     fg = model.foreground
     k = fg.kernel
     window, pad = template_window(k), k // 2
@@ -73,19 +80,25 @@ def place_evidence(model, x, means):
 
     inside = windows(model.padding.pad(torch.ones_like(x)))  # the image's own pixels
     x_windows = windows(model.padding.pad(x))
-    b_logits = windows(model.background.logits(means["z_bg"]))
+    background = model.composition.background_term(windows(model.background.logits(means["z_bg"])))
     log_not_t = fg.fold(fg.templates.new_zeros(1, 1, 1))[0]  # log s_p = 0: full strength
-    penalty = model.config["fg_pixel_penalty"]
+    penalty = readout_penalty(model)
 
-    def score(log_not_f_p):  # per pixel, log p(x | f, b) - penalty x f
-        ll = model.composition.pixel_log_likelihood(log_not_f_p, b_logits, x_windows)
-        return ll - penalty * model.composition.light(-torch.expm1(log_not_f_p))
+    def evidence(log_presence, members=None, undrawn=None):
+        log_not_st = fg.undrawn(log_presence) if undrawn is None else undrawn
+        log_not_others = windows(fg.combine(log_not_st)) - log_not_st  # without p's term
+        columns = [log_not_others, log_not_t, background, x_windows, inside]
+        if members is not None:
+            columns = [c[..., members] for c in columns]
+        others, not_t, b, x_p, own = columns
 
-    def evidence(log_presence):
-        log_not_st, log_not_f = fg.fold(log_presence)
-        log_not_others = windows(log_not_f) - log_not_st  # log(1 - f) without p's term
-        present = score(log_not_others + log_not_t)
-        return (inside * (present - score(log_not_others))).sum(1)
+        def score(log_not_f_p):  # per pixel, log p(x | f, b) - penalty x f
+            ll = model.composition.pixel_log_likelihood(log_not_f_p, b, x_p)
+            if not penalty:
+                return ll
+            return ll - penalty * model.composition.light(-torch.expm1(log_not_f_p))
+
+        return (own * (score(others + not_t) - score(others))).sum(1)
 
     return evidence
 
@@ -99,61 +112,163 @@ def colour_classes(grid):
     return [colour == c for c in range(4)]
 
 
-def presences(model, x, means, rate, evidence=None):
+def presences(model, x, means, rate, evidence=None, final_evidence=True):
     """(log P (N, 1, places), evidence (N, places)): each place's probability of a cell
     given the image and the other places, P_p = sigmoid(logit r_p + e_p), with e_p
     (`place_evidence`, or its function `evidence` for x and means when given) weighed
     against the other places as the readout itself scores them: from the gates decoded at
     `means`, READOUT_SWEEPS sweeps of sequential updates (one colour class at a time,
     `colour_classes`), a mean-field fixed point of a binary presence per place under the
-    rates `rate`. Against the gates, two places whose templates both draw one cell each
+    rates `rate` (`final_evidence` False: the evidence is not computed, None). Against the
+    gates, two places whose templates both draw one cell each
     explain it for the other, and both score low; here the first to be updated gives it to
     the other (docs/studies/readout-02-mean-field.md)."""
     if evidence is None:
         evidence = place_evidence(model, x, means)
     logit_rate = torch.logit(rate.clamp(RATE_FLOOR, 1 - RATE_FLOOR))
+    fg = model.foreground
     log_p = gate_presence(model, means)
-    classes = [members.to(x.device) for members in colour_classes(model.foreground.grid)]
+    undrawn = fg.undrawn(log_p)  # updated with log_p, a class at a time
     for _ in range(READOUT_SWEEPS):
-        for members in classes:
-            update = F.logsigmoid(logit_rate + evidence(log_p))
-            log_p = torch.where(members, update.unsqueeze(1), log_p)
-    return log_p, evidence(log_p)
+        for members in colour_classes(fg.grid):
+            members = members.to(x.device)
+            update = F.logsigmoid(logit_rate[members] + evidence(log_p, members, undrawn))
+            log_p = log_p.clone()
+            log_p[..., members] = update.unsqueeze(1)
+            undrawn[..., members] = fg.undrawn(log_p[..., members], members)
+    return log_p, evidence(log_p, undrawn=undrawn) if final_evidence else None
 
 
 def presence_foreground(model, x, means):
     """The scored foreground (N, 1, H, W) at the padded size: f = 1 - prod_p (1 - P_p t_p),
     with P_p the probability of a cell at p given the image (`presences`) under the place's
-    rate r_p (`fit_place_rates`). The gates at the posterior means say yes or no; P_p says
+    rate r_p (`fit_readout`). The gates at the posterior means say yes or no; P_p says
     how sure the objective is, so an ambiguous window scores in between."""
     log_p, _ = presences(model, x, means, model.foreground.place_rate)
     return -torch.expm1(model.foreground.fold(log_p)[1])
 
 
-def fit_place_rates(model, images):
-    """Each place's rate r_p, the prior probability of a cell there, fitted by EM with the
-    weights fixed, on the first RATE_FIT_IMAGES training images (N, 1, H, W) at their
-    refined posterior means: first on the evidence against the gates, then RATE_REFITS times
-    on the evidence at the readout's own presences under the rates so far (`presences`).
-    Each fit (`em_rates`) maximises the images' marginal likelihood of a binary presence
-    per place, so the readout's P_p is a calibrated probability where the evidence is.
-    (The mean gate in training is not: a cell under an active disk that the model leaves
-    undrawn in training pulls its place's gate mean, and with it every P_p there, below
-    the cells' rate.)"""
+def readout_penalty(model) -> float:
+    """The pixel penalty the readout's evidence charges. None where the readout refits the
+    templates (binary images): the penalty is training's lever to keep the disks out of the
+    foreground, and read into the evidence it calls a cell under a dense disk less often
+    than the data do (docs/studies/readout-04-template-refit.md). On intensities the
+    training's, which the study did not change (readout-03: no better without it)."""
+    return 0.0 if refits_templates(model) else model.config["fg_pixel_penalty"]
+
+
+def refits_templates(model) -> bool:
+    """Whether the readout refits the templates: where the composition has an E-step for
+    them (the noisy-OR's `fired`; binary images)."""
+    return hasattr(model.composition, "fired")
+
+
+def fit_readout(model, images):
+    """What the readout fits after training with the weights of the networks fixed, on the
+    first RATE_FIT_IMAGES training images (N, 1, H, W) at their refined posterior means:
+
+    - each place's rate r_p, the prior probability of a cell there, by EM (`em_rates`):
+      first on the evidence against the gates, then on the evidence at the readout's own
+      presences under the rates so far (`presences`). Each fit maximises the images'
+      marginal likelihood of a binary presence per place, so the readout's P_p is a
+      calibrated probability where the evidence is. (The mean gate in training is not: a
+      cell under an active disk that the model leaves undrawn in training pulls its
+      place's gate mean, and with it every P_p there, below the cells' rate.)
+    - on binary images, TEMPLATE_ROUNDS rounds of the rates, then every place's template
+      by EM (`refit_templates`), and halfway one place per cell (`drop_contained`). The
+      templates were learned under the pixel penalty, which trims them where a disk
+      explains their pixels as well; refitted, they are the cells' shapes as the images
+      show them (docs/studies/readout-04-template-refit.md).
+
+    On intensities the rates alone, RATE_REFITS times."""
     model.eval()
     batches = []
     for x in images[:RATE_FIT_IMAGES].float().split(50):
         posteriors = refine(model, x, model.encode(x))
-        means = {n: m for n, (m, _) in posteriors.items()}
-        with torch.no_grad():
-            batches.append((x, means, place_evidence(model, x, means)))
+        batches.append((x, {n: m for n, (m, _) in posteriors.items()}))
+
+    def rates(rate=None):  # EM rates at the gates (None) or at the presences under `rate`
+        def evidence(x, means):
+            if rate is None:
+                return place_evidence(model, x, means)(gate_presence(model, means))
+            return presences(model, x, means, rate)[1]
+
+        return em_rates(torch.cat([evidence(x, means) for x, means in batches]))
+
     with torch.no_grad():
-        rate = em_rates(torch.cat([e(gate_presence(model, means)) for _, means, e in batches]))
-        for _ in range(RATE_REFITS):
-            rate = em_rates(
-                torch.cat([presences(model, x, means, rate, e)[1] for x, means, e in batches])
-            )
+        rate = rates()
+        if not refits_templates(model):
+            for _ in range(RATE_REFITS):
+                rate = rates(rate)
+        else:
+            for round_ in range(TEMPLATE_ROUNDS):
+                rate = rates(rate)
+                refit_templates(model, batches, rate)
+                if round_ == TEMPLATE_ROUNDS // 2:
+                    drop_contained(model, rate >= USED_RATE)
+            rate = rates(rate)
     model.foreground.place_rate.copy_(rate)
+
+
+def _windows(model, t):
+    """(N, 1, H, W) at the padded size -> (N, window^2, places): each place's window."""
+    k = model.foreground.kernel
+    return F.unfold(t, template_window(k), padding=k // 2, stride=k)
+
+
+def refit_templates(model, batches, rate):
+    """One EM update of every place's template at the readout's presences under `rate`,
+    over `batches` [(x, means)]: t_p[i] <- (sum over the images of the posterior that p's
+    cell turned pixel i on (the composition's `fired`) + TEMPLATE_PSEUDO t_p[i]) / (sum of
+    P_p + TEMPLATE_PSEUDO), over the image's own pixels. A cell always on under a disk
+    that is on as often refits towards 1, a pixel that the disk alone turns on towards 0."""
+    fg = model.foreground
+    t = torch.sigmoid(TEMPLATE_SCALE * fg.templates)[0]  # (window^2, places)
+    fired, present = torch.zeros_like(t), torch.zeros_like(t)
+    for x, means in batches:
+        log_p, _ = presences(model, x, means, rate, final_evidence=False)
+        inside = _windows(model, model.padding.pad(torch.ones_like(x)))
+        b = torch.sigmoid(_windows(model, model.background.logits(means["z_bg"])))
+        log_not_st, log_not_f = fg.fold(log_p)
+        quiet = (_windows(model, log_not_f) - log_not_st).exp() * (1 - b)
+        drawn = log_p.exp() * t
+        x_windows = _windows(model, model.padding.pad(x))
+        fired += (inside * model.composition.fired(x_windows, drawn, quiet)).sum(0)
+        present += (inside * log_p.exp()).sum(0)
+    new = (fired + TEMPLATE_PSEUDO * t) / (present + TEMPLATE_PSEUDO)
+    new = new.clamp(TEMPLATE_FLOOR, 1 - TEMPLATE_FLOOR)
+    fg.templates.data.copy_((torch.logit(new) / TEMPLATE_SCALE).unsqueeze(0))
+
+
+def drop_contained(model, used) -> list[int]:
+    """Turn off (template at the floor) every used place (`used`, (places,) bool) whose
+    shape, its pixels t > 0.5 on the image's own pixels, lies within a used neighbour's
+    shape of at least its size (a share CONTAINED of its pixels; of two equal shapes the
+    lower index stays). Two places that draw one cell are independent in the model, so
+    they cannot say that they co-occur: one place per cell can. Returns the places
+    dropped."""
+    fg = model.foreground
+    t = torch.sigmoid(TEMPLATE_SCALE * fg.templates)[0]
+    places = t.shape[1]
+    # each place's template alone, painted at its place: (places, H x W)
+    alone = t.T.unsqueeze(2) * torch.eye(places, dtype=t.dtype).unsqueeze(1)
+    k = fg.kernel
+    painted = F.fold(alone, fg.size, template_window(k), padding=k // 2, stride=k)
+    own = model.padding.pad(torch.ones(1, 1, model.height, model.width, dtype=t.dtype)) > 0
+    shapes = ((painted > 0.5) & own).flatten(1) & used.unsqueeze(1)
+    sizes = shapes.sum(1)
+    shared = shapes.float() @ shapes.float().T
+    dropped = []
+    for p in range(places):
+        for q in range(places):
+            if sizes[p] == 0 or q == p or q in dropped or sizes[q] < sizes[p]:
+                continue
+            if shared[p, q] >= CONTAINED * sizes[p] and (sizes[q] > sizes[p] or q < p):
+                dropped.append(p)
+                break
+    floor = torch.logit(torch.tensor(TEMPLATE_FLOOR)) / TEMPLATE_SCALE
+    fg.templates.data[0, :, dropped] = floor
+    return dropped
 
 
 @torch.no_grad()

@@ -27,9 +27,13 @@ def noisy_or_log_likelihood(f_logits, b_logits, x):
 class NoisyOr(nn.Module):
     """The composition for binary images (no parameters)."""
 
-    def pixel_log_likelihood(self, log_not_f, b_logits, x):
-        """log p(x) per pixel, from log(1 - f) and b's logits."""
-        log_not_p = (log_not_f - F.softplus(b_logits)).clamp_max(-1e-7)
+    def background_term(self, b_logits):
+        """What `pixel_log_likelihood` reads of the background: -log(1 - b)."""
+        return F.softplus(b_logits)
+
+    def pixel_log_likelihood(self, log_not_f, background, x):
+        """log p(x) per pixel, from log(1 - f) and the `background_term`."""
+        log_not_p = (log_not_f - background).clamp_max(-1e-7)
         return x * log1m_exp(log_not_p) + (1 - x) * log_not_p
 
     def log_likelihood(self, f_logits, b_logits, x):
@@ -39,6 +43,13 @@ class NoisyOr(nn.Module):
     def light(self, f):
         """What the pixel penalty charges: f itself."""
         return f
+
+    def fired(self, x, drawn, quiet):
+        """Per pixel, the posterior probability that one cause, which turns the pixel on
+        with probability `drawn`, did, given the pixel x and the probability `quiet` that no
+        other cause turns it on: x drawn / (1 - (1 - drawn) quiet). The E-step by which the
+        readout refits the templates (`inference.refit_templates`)."""
+        return x * drawn / (1 - (1 - drawn) * quiet).clamp_min(1e-12)
 
 
 def follow(buffer, batch_value):
