@@ -323,12 +323,17 @@ def test_a_model_file_of_another_version_is_refused_naming_the_version(tmp_path)
     torch.save({**state, "format": 2, "fgbg_version": "0.3.0"}, tmp_path / "bilinear.pt")
     with pytest.raises(JobError, match=r"written by fgbg 0\.3\.0 \(model file format 2\), which"):
         load_trained(tmp_path / "bilinear.pt")
+    # format 3's templates and rates were fitted for the readout before the template refit
+    torch.save({**state, "format": 3, "fgbg_version": "0.3.0"}, tmp_path / "trained.pt")
+    with pytest.raises(JobError, match=r"\(model file format 3\), which"):
+        load_trained(tmp_path / "trained.pt")
 
 
-def test_a_thesis_model_file_of_format_2_still_reads(tmp_path):
+@pytest.mark.parametrize("written_format", [2, 3])
+def test_a_thesis_model_file_of_an_older_format_still_reads(tmp_path, written_format):
     config = resolve_config({"type": "dual"})
     model = build_model(config, 12, 12)
-    state = {"model_config": config, "height": 12, "width": 12, "format": 2,
+    state = {"model_config": config, "height": 12, "width": 12, "format": written_format,
              "fgbg_version": "0.3.0", "state_dict": model.state_dict()}  # fmt: skip
     torch.save(state, tmp_path / "dual.pt")
     loaded, _ = load_trained(tmp_path / "dual.pt")

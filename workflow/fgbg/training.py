@@ -449,8 +449,10 @@ def _read_checkpoint(path: Path, device, log) -> dict | None:
 # refused with the version that wrote it, never read as a model it was not trained as.
 # Format 3: the layered model's background mask became a B-spline (bilinear in format 2),
 # so its format-2 weights mean another background; the thesis family's still read.
-MODEL_FILE_FORMAT = 3
-STILL_READ = {2: ("dual", "vae")}  # older formats, and the model types read from them
+# Format 4: the layered model's readout refits its templates on binary images, so a
+# format-3 file's templates and rates were fitted for another readout.
+MODEL_FILE_FORMAT = 4
+STILL_READ = {2: ("dual", "vae"), 3: ("dual", "vae")}  # older formats, the types read
 
 
 def load_trained(path) -> tuple[torch.nn.Module, dict]:

@@ -144,7 +144,7 @@ def presence_foreground(model, x, means):
     with P_p the probability of a cell at p given the image (`presences`) under the place's
     rate r_p (`fit_readout`). The gates at the posterior means say yes or no; P_p says
     how sure the objective is, so an ambiguous window scores in between."""
-    log_p, _ = presences(model, x, means, model.foreground.place_rate)
+    log_p, _ = presences(model, x, means, model.foreground.place_rate, final_evidence=False)
     return -torch.expm1(model.foreground.fold(log_p)[1])
 
 
