@@ -102,8 +102,7 @@ class Foreground(nn.Module):
         """log(1 - f) (N, 1, H, W): the sum of log(1 - s_p t_p) over the places covering
         each pixel."""
         k = self.kernel
-        return F.fold(log_not_st, self.size, template_window(self.kernel), padding=k // 2,
-                      stride=k)  # fmt: skip
+        return F.fold(log_not_st, self.size, template_window(k), padding=k // 2, stride=k)
 
     def fold(self, log_presence):
         """(log(1 - s_p t_p) (`undrawn`), log(1 - f) (`combine`)) from log s_p."""

@@ -67,16 +67,14 @@ def place_evidence(model, x, means):
     s_p = 0) (on intensities the light u f in place of f), where s_p = 1 paints p's template
     at full strength and s_p = 0 nothing there: the evidence, in nats, for a cell at p.
     With a boolean mask `members` (places,), only those places' columns; with `undrawn`,
-    the caller's `Foreground.undrawn(log_presence)`. Only p's window
-    changes, so the difference is taken over it alone, and over the image's own pixels (not
-    the padding). What does not depend on the presences (the background, the image's
-    windows, the full-strength templates) is computed here, once per batch."""
+    the caller's `Foreground.undrawn(log_presence)`. Only p's window changes, so the
+    difference is taken over it alone, and over the image's own pixels (not the padding).
+    What does not depend on the presences (the background, the image's windows, the
+    full-strength templates) is computed here, once per batch."""
     fg = model.foreground
-    k = fg.kernel
-    window, pad = template_window(k), k // 2
 
-    def windows(t):  # (N, 1, H, W) -> (N, window^2, places), zeros outside the image
-        return F.unfold(t, window, padding=pad, stride=k)
+    def windows(t):
+        return _windows(model, t)
 
     inside = windows(model.padding.pad(torch.ones_like(x)))  # the image's own pixels
     x_windows = windows(model.padding.pad(x))
@@ -120,18 +118,18 @@ def presences(model, x, means, rate, evidence=None, final_evidence=True):
     `means`, READOUT_SWEEPS sweeps of sequential updates (one colour class at a time,
     `colour_classes`), a mean-field fixed point of a binary presence per place under the
     rates `rate` (`final_evidence` False: the evidence is not computed, None). Against the
-    gates, two places whose templates both draw one cell each
-    explain it for the other, and both score low; here the first to be updated gives it to
-    the other (docs/studies/readout-02-mean-field.md)."""
+    gates, two places whose templates both draw one cell each explain it for the other, and
+    both score low; here the first to be updated gives it to the other
+    (docs/studies/readout-02-mean-field.md)."""
     if evidence is None:
         evidence = place_evidence(model, x, means)
     logit_rate = torch.logit(rate.clamp(RATE_FLOOR, 1 - RATE_FLOOR))
     fg = model.foreground
     log_p = gate_presence(model, means)
     undrawn = fg.undrawn(log_p)  # updated with log_p, a class at a time
+    classes = [members.to(x.device) for members in colour_classes(fg.grid)]
     for _ in range(READOUT_SWEEPS):
-        for members in colour_classes(fg.grid):
-            members = members.to(x.device)
+        for members in classes:
             update = F.logsigmoid(logit_rate[members] + evidence(log_p, members, undrawn))
             log_p = log_p.clone()
             log_p[..., members] = update.unsqueeze(1)
@@ -149,7 +147,7 @@ def presence_foreground(model, x, means):
 
 
 def readout_penalty(model) -> float:
-    """The pixel penalty the readout's evidence charges. None where the readout refits the
+    """The pixel penalty the readout's evidence charges: 0 where the readout refits the
     templates (binary images): the penalty is training's lever to keep the disks out of the
     foreground, and read into the evidence it calls a cell under a dense disk less often
     than the data do (docs/studies/readout-04-template-refit.md). On intensities the
@@ -197,21 +195,22 @@ def fit_readout(model, images):
 
     with torch.no_grad():
         rate = rates()
-        if not refits_templates(model):
-            for _ in range(RATE_REFITS):
-                rate = rates(rate)
-        else:
+        if refits_templates(model):
             for round_ in range(TEMPLATE_ROUNDS):
                 rate = rates(rate)
                 refit_templates(model, batches, rate)
                 if round_ == TEMPLATE_ROUNDS // 2:
                     drop_contained(model, rate >= USED_RATE)
             rate = rates(rate)
+        else:
+            for _ in range(RATE_REFITS):
+                rate = rates(rate)
     model.foreground.place_rate.copy_(rate)
 
 
 def _windows(model, t):
-    """(N, 1, H, W) at the padded size -> (N, window^2, places): each place's window."""
+    """(N, 1, H, W) at the padded size -> (N, window^2, places): each place's window, zeros
+    outside the padded image."""
     k = model.foreground.kernel
     return F.unfold(t, template_window(k), padding=k // 2, stride=k)
 
