@@ -15,10 +15,10 @@ from fgbg.models.layered.foreground import PLACE_PRIOR_MIN_VAR
 from fgbg.models.layered.gaussian import Additive
 from fgbg.models.layered.inference import (
     TEMPLATE_FLOOR,
+    PlaceEvidence,
     drop_contained,
     em_rates,
     gate_presence,
-    place_evidence,
     presence_foreground,
     presences,
     readout_penalty,
@@ -364,7 +364,7 @@ def test_place_evidence_is_the_objectives_difference_with_the_template_on_and_of
         model.foreground.templates.normal_(0, 0.3)  # templates that differ pixel by pixel
         x = torch.as_tensor(images[:4], dtype=torch.float32).unsqueeze(1)
         means = {name: mu for name, (mu, _lv) in model.encode(x).items()}
-        evidence = place_evidence(model, x, means)(gate_presence(model, means))
+        evidence = PlaceEvidence(model, x, means)(gate_presence(model, means))
         gates = torch.sigmoid(model.foreground.gate_logits(means["z_fg"]).flatten(1))
         assert evidence.shape == gates.shape == (4, 16)
         for place in (0, 5, 15):  # a corner (its window clipped), the middle, the far corner
@@ -414,7 +414,7 @@ def test_two_places_that_both_draw_one_cell_call_it():
         model.foreground.place_rate.fill_(0.02)
         means = {name: mu for name, (mu, _lv) in model.encode(x).items()}
         f = presence_foreground(model, x, means)[:, 0]
-        evidence = place_evidence(model, x, means)(gate_presence(model, means))
+        evidence = PlaceEvidence(model, x, means)(gate_presence(model, means))
         against_gates = torch.sigmoid(math.log(0.02 / 0.98) + evidence)
     assert (f[:, 3:6, 5:7] > 0.99).all()
     # weighed against the gates, each explains the cell for the other: neither calls it
@@ -461,7 +461,7 @@ def _one_cell_under_a_dense_background(n=200):
     rate[5] = 0.5
     with torch.no_grad():
         means = {name: mu for name, (mu, _lv) in model.encode(x).items()}
-    return model, [(x, means)], rate
+    return model, [(x, means, PlaceEvidence(model, x, means))], rate
 
 
 def test_a_template_refits_to_the_whole_cell_and_away_from_the_background():

@@ -59,46 +59,52 @@ def gate_presence(model, means):
     return F.logsigmoid(model.foreground.gate_logits(means["z_fg"])).flatten(2)
 
 
-def place_evidence(model, x, means):
-    """A function `evidence(log_presence, members=None)` for the images x (N, 1, H, W) at
+class PlaceEvidence:
+    """`evidence(log_presence, colour=None, undrawn=None)` for the images x (N, 1, H, W) at
     the posterior means `means`: (N, places), for each place p, with the other places
     present as `log_presence` says (log s_q, (N, 1, places)), log p(x | s_p = 1) - log p(x |
     s_p = 0) - the readout's pixel penalty (`readout_penalty`) x (sum f | s_p = 1 - sum f |
     s_p = 0) (on intensities the light u f in place of f), where s_p = 1 paints p's template
     at full strength and s_p = 0 nothing there: the evidence, in nats, for a cell at p.
-    With a boolean mask `members` (places,), only those places' columns; with `undrawn`,
-    the caller's `Foreground.undrawn(log_presence)`. Only p's window changes, so the
-    difference is taken over it alone, and over the image's own pixels (not the padding).
-    What does not depend on the presences (the background, the image's windows, the
-    full-strength templates) is computed here, once per batch."""
-    fg = model.foreground
+    With `colour` (0-3, `colour_classes`), only that class's columns; with `undrawn`, the
+    caller's `Foreground.undrawn(log_presence)`. Only p's window changes, so the difference
+    is taken over it alone, and over the image's own pixels (not the padding). The windows
+    that the presences and templates do not change (the image's, its own pixels', the
+    background's) are cut once, per colour class too: the readout's fit reads one batch
+    some forty times as the templates move."""
 
-    def windows(t):
-        return _windows(model, t)
+    def __init__(self, model, x, means):
+        self.model = model
+        self.inside = _windows(model, model.padding.pad(torch.ones_like(x)))  # own pixels
+        self.x = _windows(model, model.padding.pad(x))
+        self.b_logits = _windows(model, model.background.logits(means["z_bg"]))
+        self.background = model.composition.background_term(self.b_logits)
+        self.classes = [m.to(x.device) for m in colour_classes(model.foreground.grid)]
+        constants = (self.background, self.x, self.inside)
+        self.by_colour = [tuple(c[..., m] for c in constants) for m in self.classes]
+        self.penalty = readout_penalty(model)
 
-    inside = windows(model.padding.pad(torch.ones_like(x)))  # the image's own pixels
-    x_windows = windows(model.padding.pad(x))
-    background = model.composition.background_term(windows(model.background.logits(means["z_bg"])))
-    log_not_t = fg.fold(fg.templates.new_zeros(1, 1, 1))[0]  # log s_p = 0: full strength
-    penalty = readout_penalty(model)
-
-    def evidence(log_presence, members=None, undrawn=None):
+    def __call__(self, log_presence, colour=None, undrawn=None):
+        fg, model = self.model.foreground, self.model
         log_not_st = fg.undrawn(log_presence) if undrawn is None else undrawn
-        log_not_others = windows(fg.combine(log_not_st)) - log_not_st  # without p's term
-        columns = [log_not_others, log_not_t, background, x_windows, inside]
-        if members is not None:
-            columns = [c[..., members] for c in columns]
-        others, not_t, b, x_p, own = columns
+        log_not_t = fg.undrawn(fg.templates.new_zeros(1, 1, 1))  # log s_p = 0: full strength
+        log_not_f = fg.combine(log_not_st)
+        if colour is None:
+            others = _windows(model, log_not_f) - log_not_st  # without p's own term
+            b, x_p, own = self.background, self.x, self.inside
+        else:
+            members = self.classes[colour]
+            others = _windows(model, log_not_f, colour) - log_not_st[..., members]
+            log_not_t = log_not_t[..., members]
+            b, x_p, own = self.by_colour[colour]
 
         def score(log_not_f_p):  # per pixel, log p(x | f, b) - penalty x f
             ll = model.composition.pixel_log_likelihood(log_not_f_p, b, x_p)
-            if not penalty:
+            if not self.penalty:
                 return ll
-            return ll - penalty * model.composition.light(-torch.expm1(log_not_f_p))
+            return ll - self.penalty * model.composition.light(-torch.expm1(log_not_f_p))
 
-        return (own * (score(others + not_t) - score(others))).sum(1)
-
-    return evidence
+        return (own * (score(others + log_not_t) - score(others))).sum(1)
 
 
 def colour_classes(grid):
@@ -113,7 +119,7 @@ def colour_classes(grid):
 def presences(model, x, means, rate, evidence=None, final_evidence=True):
     """(log P (N, 1, places), evidence (N, places)): each place's probability of a cell
     given the image and the other places, P_p = sigmoid(logit r_p + e_p), with e_p
-    (`place_evidence`, or its function `evidence` for x and means when given) weighed
+    (`PlaceEvidence`, or `evidence`, that of x and means, when given) weighed
     against the other places as the readout itself scores them: from the gates decoded at
     `means`, READOUT_SWEEPS sweeps of sequential updates (one colour class at a time,
     `colour_classes`), a mean-field fixed point of a binary presence per place under the
@@ -122,15 +128,14 @@ def presences(model, x, means, rate, evidence=None, final_evidence=True):
     both score low; here the first to be updated gives it to the other
     (docs/studies/readout-02-mean-field.md)."""
     if evidence is None:
-        evidence = place_evidence(model, x, means)
+        evidence = PlaceEvidence(model, x, means)
     logit_rate = torch.logit(rate.clamp(RATE_FLOOR, 1 - RATE_FLOOR))
     fg = model.foreground
     log_p = gate_presence(model, means)
     undrawn = fg.undrawn(log_p)  # updated with log_p, a class at a time
-    classes = [members.to(x.device) for members in colour_classes(fg.grid)]
     for _ in range(READOUT_SWEEPS):
-        for members in classes:
-            update = F.logsigmoid(logit_rate[members] + evidence(log_p, members, undrawn))
+        for colour, members in enumerate(evidence.classes):
+            update = F.logsigmoid(logit_rate[members] + evidence(log_p, colour, undrawn))
             log_p = log_p.clone()
             log_p[..., members] = update.unsqueeze(1)
             undrawn[..., members] = fg.undrawn(log_p[..., members], members)
@@ -180,18 +185,20 @@ def fit_readout(model, images):
 
     On intensities the rates alone, RATE_REFITS times."""
     model.eval()
-    batches = []
+    batches = []  # (x, means, PlaceEvidence)
     for x in images[:RATE_FIT_IMAGES].float().split(50):
         posteriors = refine(model, x, model.encode(x))
-        batches.append((x, {n: m for n, (m, _) in posteriors.items()}))
+        means = {n: m for n, (m, _) in posteriors.items()}
+        with torch.no_grad():
+            batches.append((x, means, PlaceEvidence(model, x, means)))
 
     def rates(rate=None):  # EM rates at the gates (None) or at the presences under `rate`
-        def evidence(x, means):
+        def evidence(x, means, e):
             if rate is None:
-                return place_evidence(model, x, means)(gate_presence(model, means))
-            return presences(model, x, means, rate)[1]
+                return e(gate_presence(model, means))
+            return presences(model, x, means, rate, e)[1]
 
-        return em_rates(torch.cat([evidence(x, means) for x, means in batches]))
+        return em_rates(torch.cat([evidence(*batch) for batch in batches]))
 
     with torch.no_grad():
         rate = rates()
@@ -208,32 +215,36 @@ def fit_readout(model, images):
     model.foreground.place_rate.copy_(rate)
 
 
-def _windows(model, t):
+def _windows(model, t, colour=None):
     """(N, 1, H, W) at the padded size -> (N, window^2, places): each place's window, zeros
-    outside the padded image."""
+    outside the padded image; with `colour` (0-3, `colour_classes`), that class's places
+    alone, cut from every other row and column of places."""
     k = model.foreground.kernel
-    return F.unfold(t, template_window(k), padding=k // 2, stride=k)
+    if colour is None:
+        return F.unfold(t, template_window(k), padding=k // 2, stride=k)
+    row, col = divmod(colour, 2)
+    padded = F.pad(t, (k // 2,) * 4)[..., row * k :, col * k :]
+    return F.unfold(padded, template_window(k), stride=2 * k)
 
 
 def refit_templates(model, batches, rate):
     """One EM update of every place's template at the readout's presences under `rate`,
-    over `batches` [(x, means)]: t_p[i] <- (sum over the images of the posterior that p's
-    cell turned pixel i on (the composition's `fired`) + TEMPLATE_PSEUDO t_p[i]) / (sum of
-    P_p + TEMPLATE_PSEUDO), over the image's own pixels. A cell always on under a disk
-    that is on as often refits towards 1, a pixel that the disk alone turns on towards 0."""
+    over `batches` [(x, means, their PlaceEvidence)]: t_p[i] <- (sum over the images of
+    the posterior that p's cell turned pixel i on (the composition's `fired`) +
+    TEMPLATE_PSEUDO t_p[i]) / (sum of P_p + TEMPLATE_PSEUDO), over the image's own pixels.
+    A cell always on under a disk that is on as often refits towards 1, a pixel that the
+    disk alone turns on towards 0."""
     fg = model.foreground
     t = torch.sigmoid(TEMPLATE_SCALE * fg.templates)[0]  # (window^2, places)
     fired, present = torch.zeros_like(t), torch.zeros_like(t)
-    for x, means in batches:
-        log_p, _ = presences(model, x, means, rate, final_evidence=False)
-        inside = _windows(model, model.padding.pad(torch.ones_like(x)))
-        b = torch.sigmoid(_windows(model, model.background.logits(means["z_bg"])))
+    for x, means, evidence in batches:
+        log_p, _ = presences(model, x, means, rate, evidence, final_evidence=False)
         log_not_st, log_not_f = fg.fold(log_p)
+        b = torch.sigmoid(evidence.b_logits)
         quiet = (_windows(model, log_not_f) - log_not_st).exp() * (1 - b)
         drawn = log_p.exp() * t
-        x_windows = _windows(model, model.padding.pad(x))
-        fired += (inside * model.composition.fired(x_windows, drawn, quiet)).sum(0)
-        present += (inside * log_p.exp()).sum(0)
+        fired += (evidence.inside * model.composition.fired(evidence.x, drawn, quiet)).sum(0)
+        present += (evidence.inside * log_p.exp()).sum(0)
     new = (fired + TEMPLATE_PSEUDO * t) / (present + TEMPLATE_PSEUDO)
     new = new.clamp(TEMPLATE_FLOOR, 1 - TEMPLATE_FLOOR)
     fg.templates.data.copy_((torch.logit(new) / TEMPLATE_SCALE).unsqueeze(0))
