@@ -15,7 +15,7 @@ RATE_FIT_IMAGES = 250  # training images the readout is fitted on
 RATE_FIT_ITERATIONS = 100  # EM iterations (the rates move by < 1e-4 well before)
 READOUT_SWEEPS = 3  # sequential updates of every place's presence (`presences`)
 RATE_REFITS = 5  # intensities: rounds of rates fitted at the readout's own presences
-TEMPLATE_ROUNDS = 20  # binary images: rounds of rates, then templates (`fit_readout`)
+TEMPLATE_ROUNDS = 10  # binary images: EM rounds of the rates and templates (`fit_readout`)
 TEMPLATE_PSEUDO = 1.0  # pseudo-images at the old template in each template update
 TEMPLATE_FLOOR = 1e-4  # refitted templates are kept within [TEMPLATE_FLOOR, 1 - it]
 USED_RATE = 0.01  # a place is used when its rate is at least this
@@ -177,8 +177,9 @@ def fit_readout(model, images):
       calibrated probability where the evidence is. (The mean gate in training is not: a
       cell under an active disk that the model leaves undrawn in training pulls its
       place's gate mean, and with it every P_p there, below the cells' rate.)
-    - on binary images, TEMPLATE_ROUNDS rounds of the rates, then every place's template
-      by EM (`refit_templates`), and halfway one place per cell (`drop_contained`). The
+    - on binary images, TEMPLATE_ROUNDS rounds of EM in which one pass of the presences
+      gives both the rates and every place's template (`refit_templates`), and halfway one
+      place per cell (`drop_contained`); then the rates at the last templates. The
       templates were learned under the pixel penalty, which trims them where a disk
       explains their pixels as well; refitted, they are the cells' shapes as the images
       show them (docs/studies/readout-04-template-refit.md).
@@ -204,8 +205,7 @@ def fit_readout(model, images):
         rate = rates()
         if refits_templates(model):
             for round_ in range(TEMPLATE_ROUNDS):
-                rate = rates(rate)
-                refit_templates(model, batches, rate)
+                rate = em_rates(refit_templates(model, batches, rate))
                 if round_ == TEMPLATE_ROUNDS // 2:
                     drop_contained(model, rate >= USED_RATE)
             rate = rates(rate)
@@ -229,16 +229,19 @@ def _windows(model, t, colour=None):
 
 def refit_templates(model, batches, rate):
     """One EM update of every place's template at the readout's presences under `rate`,
-    over `batches` [(x, means, their PlaceEvidence)]: t_p[i] <- (sum over the images of
-    the posterior that p's cell turned pixel i on (the composition's `fired`) +
-    TEMPLATE_PSEUDO t_p[i]) / (sum of P_p + TEMPLATE_PSEUDO), over the image's own pixels.
-    A cell always on under a disk that is on as often refits towards 1, a pixel that the
-    disk alone turns on towards 0."""
+    over `batches` [(x, means, their PlaceEvidence)]: t_p[i] <- (sum over the images of the
+    posterior that p's cell turned pixel i on (the composition's `fired`) + TEMPLATE_PSEUDO
+    t_p[i]) / (sum of P_p + TEMPLATE_PSEUDO), over the image's own pixels. A cell always on
+    under a disk that is on as often refits towards 1, a pixel that the disk alone turns on
+    towards 0. Returns the evidence (N, places) at the same presences (and the templates
+    before the update), from which the round's rates are fitted: one E-step, two M-steps."""
     fg = model.foreground
     t = torch.sigmoid(TEMPLATE_SCALE * fg.templates)[0]  # (window^2, places)
     fired, present = torch.zeros_like(t), torch.zeros_like(t)
+    evidences = []
     for x, means, evidence in batches:
-        log_p, _ = presences(model, x, means, rate, evidence, final_evidence=False)
+        log_p, e = presences(model, x, means, rate, evidence)
+        evidences.append(e)
         log_not_st, log_not_f = fg.fold(log_p)
         b = torch.sigmoid(evidence.b_logits)
         quiet = (_windows(model, log_not_f) - log_not_st).exp() * (1 - b)
@@ -248,6 +251,7 @@ def refit_templates(model, batches, rate):
     new = (fired + TEMPLATE_PSEUDO * t) / (present + TEMPLATE_PSEUDO)
     new = new.clamp(TEMPLATE_FLOOR, 1 - TEMPLATE_FLOOR)
     fg.templates.data.copy_((torch.logit(new) / TEMPLATE_SCALE).unsqueeze(0))
+    return torch.cat(evidences)
 
 
 def drop_contained(model, used) -> list[int]:
