@@ -481,6 +481,19 @@ def test_a_template_refits_to_the_whole_cell_and_away_from_the_background():
     assert t[ring].max() < 0.4 and t[ring].mean() < 0.15, t[ring]
 
 
+def test_a_template_update_returns_the_evidence_of_its_own_e_step():
+    # one pass of the presences per EM round: the rates are fitted on the evidence at the
+    # presences (and templates) that the template update read, not after it
+    model, batches, rate = _one_cell_under_a_dense_background(n=50)
+    ((x, means, evidence),) = batches
+    with torch.no_grad():
+        before = presences(model, x, means, rate, evidence)[1]
+        returned = refit_templates(model, batches, rate)
+        after = presences(model, x, means, rate, evidence)[1]
+    assert torch.equal(returned, before)
+    assert not torch.allclose(after, before)  # the update moved the templates
+
+
 def test_a_place_whose_shape_lies_within_a_neighbours_is_dropped():
     config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3}
     model = build_model(config, 12, 12).eval()
