@@ -70,8 +70,8 @@ class PlaceEvidence:
     caller's `Foreground.undrawn(log_presence)`. Only p's window changes, so the difference
     is taken over it alone, and over the image's own pixels (not the padding). The windows
     that the presences and templates do not change (the image's, its own pixels', the
-    background's) are cut once, per colour class too: the readout's fit reads one batch
-    some forty times as the templates move."""
+    background's) are cut once, per colour class too: the readout's fit reads each batch
+    in every pass as the templates move."""
 
     def __init__(self, model, x, means):
         self.model = model
