@@ -266,8 +266,7 @@ def drop_contained(model, used) -> list[int]:
     places = t.shape[1]
     # each place's template alone, painted at its place: (places, H x W)
     alone = t.T.unsqueeze(2) * torch.eye(places, dtype=t.dtype).unsqueeze(1)
-    k = fg.kernel
-    painted = F.fold(alone, fg.size, template_window(k), padding=k // 2, stride=k)
+    painted = fg.combine(alone)  # the fold that sums the places' windows into the image
     own = model.padding.pad(torch.ones(1, 1, model.height, model.width, dtype=t.dtype)) > 0
     shapes = ((painted > 0.5) & own).flatten(1) & used.unsqueeze(1)
     sizes = shapes.sum(1)
