@@ -272,8 +272,8 @@ def test_place_painter_paints_each_template_at_its_own_place():
 
 def _mean_elbo_loss(model, x, posteriors):
     """The negative ELBO at the posterior means (KL included), averaged over the images."""
-    out = model.decode({name: mu for name, (mu, _lv) in posteriors.items()})
-    return model.objective(x, out["foreground"], out["background"], posteriors)["loss"].item()
+    out = model.decode({name: mu for name, (mu, _lv) in posteriors.items()}, spread=True)
+    return model.objective(x, out, posteriors)["loss"].item()
 
 
 def test_refinement_lowers_each_images_loss_and_leaves_the_weights():

@@ -106,13 +106,18 @@ class LayeredVAE(nn.Module):
         z_bg = self.background.encode(x)
         return {"z_fg": self.foreground.encode(x, self.blind(epoch)), "z_bg": z_bg}
 
-    def decode(self, latents):
-        """{"foreground": f logits, "background": b logits}, (N, 1, H, W) each."""
+    def decode(self, latents, spread=False):
+        """{"foreground": f logits, "background": b logits}, (N, 1, H, W) each; with
+        `spread` on intensities also "spread", Var(f) over the places' presences drawn at
+        their gates (`Additive.log_likelihood`)."""
         gates = self.foreground.gate_logits(latents["z_fg"])
-        return {
+        out = {
             "foreground": self.padding.crop(self.foreground.paint(gates)),
             "background": self.padding.crop(self.background.logits(latents["z_bg"])),
         }
+        if spread and isinstance(self.composition, Additive):
+            out["spread"] = self.padding.crop(self.foreground.spread(gates))
+        return out
 
     def blind(self, epoch) -> bool:
         """Whether training `epoch` is one of the blind epochs (None: not training)."""
@@ -122,18 +127,22 @@ class LayeredVAE(nn.Module):
         posteriors = self.encode(x, epoch)
         out = self.decode(
             {name: reparameterise(mu, logvar, generator) for name, (mu, logvar) in
-             posteriors.items()}
+             posteriors.items()},
+            spread=True,
         )  # fmt: skip
         if self.blind(epoch) and isinstance(self.composition, Additive):
             # on intensities the opening marks an active disk's windows too: the foreground
             # is off while blind (docs/studies/intensity-03-blind-start.md)
             out["foreground"] = torch.full_like(out["foreground"], FOREGROUND_OFF)
-        return self.objective(x, out["foreground"], out["background"], posteriors, epoch)
+            out["spread"] = torch.zeros_like(out["spread"])
+        return self.objective(x, out, posteriors, epoch)
 
-    def objective(self, x, f_logits, b_logits, posteriors, epoch=None) -> dict:
-        """The loss (batch means) for given layer logits and posteriors, and its terms."""
+    def objective(self, x, out, posteriors, epoch=None) -> dict:
+        """The loss (batch means) for the layers `decode` gave (`out`, with its "spread" on
+        intensities) and the posteriors, and its terms."""
         c = self.config
-        ll = self.composition.log_likelihood(f_logits, b_logits, x).mean()
+        f_logits, b_logits = out["foreground"], out["background"]
+        ll = self.composition.log_likelihood(f_logits, b_logits, x, out.get("spread")).mean()
         learn_prior = self.training and not self.blind(epoch)
         kl_fg = self.foreground.kl(*posteriors["z_fg"], learn_prior).mean()
         mu_bg, logvar_bg = posteriors["z_bg"]

@@ -87,13 +87,18 @@ class Foreground(nn.Module):
         """The gates' logits (N, 1, h, w) for z (N, patch_latent x places)."""
         return self.decoder(z.view(-1, self.latent, *self.grid))
 
+    def log_templates(self):
+        """log t_p (1, window^2, places); on intensities each shape's brightest pixel is 1."""
+        log_t = F.logsigmoid(TEMPLATE_SCALE * self.templates)
+        if self.shapes_only:
+            log_t = log_t - log_t.amax(dim=1, keepdim=True)
+        return log_t
+
     def undrawn(self, log_presence, places=None):
         """log(1 - s_p t_p) per place and template pixel (N, window^2, places), from log s_p
         (N, 1 or window^2, places); with a boolean mask `places`, for those places alone
         (log_presence's columns for them)."""
-        log_t = F.logsigmoid(TEMPLATE_SCALE * self.templates)
-        if self.shapes_only:
-            log_t = log_t - log_t.amax(dim=1, keepdim=True)
+        log_t = self.log_templates()
         if places is not None:
             log_t = log_t[..., places]
         return log1m_exp((log_presence + log_t).clamp_max(-1e-6))
@@ -112,3 +117,14 @@ class Foreground(nn.Module):
     def paint(self, gate_logits):
         """f's logits (N, 1, H, W) for the gates' logits."""
         return -logit_of_product(self.fold(F.logsigmoid(gate_logits).flatten(2))[1])
+
+    def spread(self, gate_logits):
+        """Var(f) (N, 1, H, W) when each place's presence s_p is drawn, 0 or 1, at its gate:
+        f = 1 - prod_p (1 - s_p t_p), so E[(1 - f)^2] = prod_p (1 - g_p t_p (2 - t_p)) and
+        (E[1 - f])^2 = prod_p (1 - g_p t_p)^2; their difference, from the per-place log
+        ratio (>= 0) summed over the places covering each pixel."""
+        log_g, log_t = F.logsigmoid(gate_logits).flatten(2), self.log_templates()
+        log_not_gt = self.undrawn(log_g)
+        second = log1m_exp((log_g + log_t + torch.log(2 - log_t.exp())).clamp_max(-1e-6))
+        log_not_f, excess = self.combine(log_not_gt), self.combine(second - 2 * log_not_gt)
+        return (2 * log_not_f).exp() * torch.expm1(excess.clamp_min(0))

@@ -54,7 +54,14 @@ class Additive(nn.Module):
         shape with a brighter u costs the same."""
         return self.values()[0] * f
 
-    def log_likelihood(self, f_logits, b_logits, x):
-        """Per-image log p(x) from the layers' logits."""
+    def log_likelihood(self, f_logits, b_logits, x, spread=None):
+        """Per-image log p(x) from the layers' logits; with `spread`, Var(f) over the
+        places' presences drawn 0 or 1 at their gates (`Foreground.spread`), its expectation
+        over those draws: the mean's variance u^2 Var(f) / (2 sd^2) less per pixel. A gate
+        is then a probability of a cell, not a dimmer: half a gate does not paint half a
+        cell's light for free."""
         ll = self.pixel_log_likelihood(F.logsigmoid(-f_logits), self.background_term(b_logits), x)
+        if spread is not None:
+            u, _v, _offset, sd = self.values()
+            ll = ll - 0.5 * (u / sd).pow(2) * spread
         return ll.flatten(1).sum(dim=1)

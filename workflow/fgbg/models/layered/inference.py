@@ -42,9 +42,10 @@ def refine(model, x, posteriors):
             for _ in range(steps):
                 current = {"z_fg": (mu, logvar), **fixed}
                 out = model.decode(
-                    {n: reparameterise(m, lv, generator) for n, (m, lv) in current.items()}
+                    {n: reparameterise(m, lv, generator) for n, (m, lv) in current.items()},
+                    spread=True,
                 )
-                loss = model.objective(x, out["foreground"], out["background"], current)
+                loss = model.objective(x, out, current)
                 # x len(x): each image's step follows its own loss, not the batch mean's
                 grads = torch.autograd.grad(loss["loss"] * len(x), [mu, logvar])
                 mu.grad, logvar.grad = grads

@@ -36,8 +36,8 @@ class NoisyOr(nn.Module):
         log_not_p = (log_not_f - background).clamp_max(-1e-7)
         return x * log1m_exp(log_not_p) + (1 - x) * log_not_p
 
-    def log_likelihood(self, f_logits, b_logits, x):
-        """Per-image log p(x) from the layers' logits."""
+    def log_likelihood(self, f_logits, b_logits, x, spread=None):
+        """Per-image log p(x) from the layers' logits (`spread`: intensities only)."""
         return noisy_or_log_likelihood(f_logits, b_logits, x)
 
     def light(self, f):
