@@ -135,6 +135,34 @@ def test_additive_gaussian_likelihood_by_hand():
                                       x.view(1, 1, 2, 2) + 2).item() < want - 50  # fmt: skip
 
 
+def test_the_spread_is_the_variance_of_f_over_presences_drawn_at_the_gates():
+    """Var(f) in closed form (`Foreground.paint_spread`) against presences drawn 0 or 1 at the
+    gates; the expected log-likelihood subtracts u^2 Var(f) / (2 sd^2) per pixel, so a half-
+    open gate costs what a full or a closed one does not."""
+    torch.manual_seed(0)
+    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3, "likelihood": "gaussian"}
+    model = build_model(config, 12, 12)
+    with torch.no_grad():
+        model.foreground.templates.normal_(0.0, 0.2)  # t in about (0.1, 0.9), overlapping
+        gates = torch.randn(1, 1, 4, 4)
+        f_logits, spread = model.foreground.paint_spread(gates)
+        torch.testing.assert_close(f_logits, model.foreground.paint(gates))
+        spread = spread[0, 0]
+        drawn = torch.rand(20000, 1, 4, 4) < torch.sigmoid(gates)
+        f = torch.sigmoid(model.foreground.paint(torch.where(drawn, 40.0, -40.0)))[:, 0]
+        assert spread.max() > 0.1  # not a trivial case
+        torch.testing.assert_close(spread, f.var(0), atol=0.006, rtol=0)
+        for shut in (30.0, -30.0):  # every gate open, every gate closed: no spread
+            assert model.foreground.paint_spread(torch.full((1, 1, 4, 4), shut))[1].max() < 1e-6
+        composition = model.composition
+        u, _v, _offset, sd = composition.values()
+        f_logits, b_logits = torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)
+        x, spread = torch.full((1, 1, 2, 2), 0.5), torch.full((1, 1, 2, 2), 0.25)
+        plain = composition.log_likelihood(f_logits, b_logits, x)
+        expected = composition.log_likelihood(f_logits, b_logits, x, spread)
+        torch.testing.assert_close((plain - expected)[0], 4 * 0.5 * (u / sd) ** 2 * 0.25)
+
+
 def test_on_intensities_a_template_is_a_shape_with_its_brightest_pixel_at_one():
     """Only u t_p is identified on intensities: each template is scaled to a maximum of 1.
     On binary images t_p is an on-probability and is left as it is."""

@@ -111,13 +111,13 @@ class LayeredVAE(nn.Module):
         `spread` on intensities also "spread", Var(f) over the places' presences drawn at
         their gates (`Additive.log_likelihood`)."""
         gates = self.foreground.gate_logits(latents["z_fg"])
-        out = {
-            "foreground": self.padding.crop(self.foreground.paint(gates)),
-            "background": self.padding.crop(self.background.logits(latents["z_bg"])),
-        }
+        out = {"background": self.padding.crop(self.background.logits(latents["z_bg"]))}
         if spread and isinstance(self.composition, Additive):
-            out["spread"] = self.padding.crop(self.foreground.spread(gates))
-        return out
+            f_logits, f_spread = self.foreground.paint_spread(gates)
+            out["spread"] = self.padding.crop(f_spread)
+        else:
+            f_logits = self.foreground.paint(gates)
+        return {"foreground": self.padding.crop(f_logits), **out}
 
     def blind(self, epoch) -> bool:
         """Whether training `epoch` is one of the blind epochs (None: not training)."""

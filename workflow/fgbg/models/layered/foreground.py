@@ -118,13 +118,15 @@ class Foreground(nn.Module):
         """f's logits (N, 1, H, W) for the gates' logits."""
         return -logit_of_product(self.fold(F.logsigmoid(gate_logits).flatten(2))[1])
 
-    def spread(self, gate_logits):
-        """Var(f) (N, 1, H, W) when each place's presence s_p is drawn, 0 or 1, at its gate:
-        f = 1 - prod_p (1 - s_p t_p), so E[(1 - f)^2] = prod_p (1 - g_p t_p (2 - t_p)) and
-        (E[1 - f])^2 = prod_p (1 - g_p t_p)^2; their difference, from the per-place log
-        ratio (>= 0) summed over the places covering each pixel."""
-        log_g, log_t = F.logsigmoid(gate_logits).flatten(2), self.log_templates()
-        log_not_gt = self.undrawn(log_g)
-        second = log1m_exp((log_g + log_t + torch.log(2 - log_t.exp())).clamp_max(-1e-6))
-        log_not_f, excess = self.combine(log_not_gt), self.combine(second - 2 * log_not_gt)
-        return (2 * log_not_f).exp() * torch.expm1(excess.clamp_min(0))
+    def paint_spread(self, gate_logits):
+        """(f's logits, Var(f)), (N, 1, H, W) each, where Var(f) is f's variance when each
+        place's presence s_p is drawn, 0 or 1, at its gate g_p. With f = 1 - prod_p (1 - s_p
+        t_p) and independent draws, E[(1 - f)^2] / (E[1 - f])^2 = prod_p (1 + g_p (1 - g_p)
+        t_p^2 / (1 - g_p t_p)^2), so Var(f) = (1 - f)^2 (that product - 1), its log summed
+        over the places covering each pixel like log(1 - f)."""
+        log_g = F.logsigmoid(gate_logits).flatten(2)
+        log_not_gt, log_not_f = self.fold(log_g)
+        g = log_g.exp()
+        ratio = (g * (1 - g)) * (2 * self.log_templates() - 2 * log_not_gt).exp()
+        spread = (2 * log_not_f).exp() * torch.expm1(self.combine(torch.log1p(ratio)))
+        return -logit_of_product(log_not_f), spread

@@ -56,7 +56,7 @@ class Additive(nn.Module):
 
     def log_likelihood(self, f_logits, b_logits, x, spread=None):
         """Per-image log p(x) from the layers' logits; with `spread`, Var(f) over the
-        places' presences drawn 0 or 1 at their gates (`Foreground.spread`), its expectation
+        places' presences drawn 0 or 1 at their gates (`Foreground.paint_spread`), its expectation
         over those draws: the mean's variance u^2 Var(f) / (2 sd^2) less per pixel. A gate
         is then a probability of a cell, not a dimmer: half a gate does not paint half a
         cell's light for free."""
