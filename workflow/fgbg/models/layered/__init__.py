@@ -19,8 +19,10 @@ Generative model, for an H x W binary image x with cells of side k (`fg_kernel`,
 
 On intensity images the likelihood is the data's (chosen when a job trains, `training`):
 x[i] ~ N(offset + u f[i] + v b[i], sd^2), the layers' light added up, with u, v, the offset
-and sd learned (`gaussian`); each template is a shape (its brightest pixel 1) and the pixel
-penalty charges the foreground's light u f; everything else below is the same.
+and sd learned (`gaussian`), its log taken in expectation over each place's presence drawn 0
+or 1 at its gate (so a gate is a probability, not a dimmer); each template is a shape (its
+brightest pixel 1) and the pixel penalty charges the foreground's light u f; everything
+else below is the same.
 
 Objective (per image, one reparameterised sample, analytic KLs):
 

@@ -1,6 +1,7 @@
 """The additive composition of two layers for intensity images (binarize off): a pixel is
 offset + u f + v b plus Gaussian noise of standard deviation sd, the way the generator
-makes it (a cell adds its intensity, an active disk its light, noise is added on top)."""
+makes it (a cell adds its intensity, an active disk its light, noise is added on top), in
+expectation over the places' presences drawn 0 or 1 at their gates (`log_likelihood`)."""
 
 from __future__ import annotations
 
