@@ -127,16 +127,16 @@ class LayeredVAE(nn.Module):
 
     def loss_terms(self, x, generator=None, epoch=None):
         posteriors = self.encode(x, epoch)
+        blind = self.blind(epoch)
         out = self.decode(
             {name: reparameterise(mu, logvar, generator) for name, (mu, logvar) in
              posteriors.items()},
-            spread=True,
+            spread=not blind,  # while blind on intensities f is off: nothing to spread
         )  # fmt: skip
-        if self.blind(epoch) and isinstance(self.composition, Additive):
+        if blind and isinstance(self.composition, Additive):
             # on intensities the opening marks an active disk's windows too: the foreground
             # is off while blind (docs/studies/intensity-03-blind-start.md)
             out["foreground"] = torch.full_like(out["foreground"], FOREGROUND_OFF)
-            out["spread"] = torch.zeros_like(out["spread"])
         return self.objective(x, out, posteriors, epoch)
 
     def objective(self, x, out, posteriors, epoch=None) -> dict:
