@@ -19,11 +19,12 @@ from fgbg.models.layered.inference import (
     drop_contained,
     em_rates,
     gate_presence,
+    merge_co_occurring,
     presence_foreground,
     presences,
-    readout_penalty,
     refine,
     refit_templates,
+    select_places,
 )
 from fgbg.models.layered.noisy_or import NoisyOr, noisy_or_log_likelihood
 from fgbg.training import load_trained, train
@@ -370,16 +371,13 @@ def test_a_thesis_model_file_of_an_older_format_still_reads(tmp_path, written_fo
 
 
 def _forced_gate_score(model, x, means, place, gate_logit):
-    """log p(x | f, b) - the readout's pixel penalty x (sum f, or on intensities u f) per
-    image with place `place`'s gate logit set to `gate_logit`, the other gates as decoded:
-    the objective's terms that the gate moves."""
+    """log p(x | f, b) per image with place `place`'s gate logit set to `gate_logit`, the
+    other gates as decoded: the likelihood's terms that the gate moves."""
     gates = model.foreground.gate_logits(means["z_fg"]).clone()
     gates.view(len(x), -1)[:, place] = gate_logit
     f_logits = model.foreground.paint(gates)
     b_logits = model.background.logits(means["z_bg"])
-    pixels = model.composition.light(torch.sigmoid(f_logits)).flatten(1).sum(1)
-    ll = model.composition.log_likelihood(f_logits, b_logits, x)
-    return ll - readout_penalty(model) * pixels
+    return model.composition.log_likelihood(f_logits, b_logits, x)
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
@@ -545,10 +543,94 @@ def test_a_place_whose_shape_lies_within_a_neighbours_is_dropped():
         assert drop_contained(model, used) == [15]
 
 
-def test_the_readout_charges_the_pixel_penalty_on_intensities_only():
-    for likelihood, penalty in (("bernoulli", 0.0), ("gaussian", 0.05)):
-        config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3, "likelihood": likelihood}
-        assert readout_penalty(build_model(config, 12, 12)) == penalty
+def test_on_intensities_the_readout_refits_a_template_and_the_levels():
+    # a 3 x 3 cell (rows and columns 3-5) adds 0.5 w.p. 0.5; a band (rows 6-11, the
+    # background, b = 1) adds 0.6; offset 0.3, noise sd 0.3. Place (1, 1)'s template
+    # starts at 0.6 on the cell and 0.3 on the ring around it (shapes: 1 and 0.5), the
+    # levels at their training start (u 0.1, v 1, offset 0, sd 1); the other places off
+    torch.manual_seed(0)
+    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3, "likelihood": "gaussian"}
+    model = build_model(config, 12, 12).eval()
+    band = torch.full((1, 1, 12, 12), -10.0)
+    band[..., 6:, :] = 10.0
+    model.background.logits = lambda z: band.expand(len(z), -1, -1, -1)
+    generator = torch.Generator().manual_seed(0)
+    cell = torch.rand(400, generator=generator) < 0.5
+    x = 0.3 + 0.6 * (band > 0).float().repeat(400, 1, 1, 1)
+    x[cell, :, 3:6, 3:6] += 0.5
+    x += 0.3 * torch.randn(x.shape, generator=generator)
+    rate = torch.zeros(16)
+    rate[5] = 0.5
+    with torch.no_grad():
+        templates = model.foreground.templates.view(1, 5, 5, 16).fill_(-3.0)
+        templates[..., 5] = torch.logit(torch.tensor(0.3)) / 10
+        templates[:, 1:4, 1:4, 5] = torch.logit(torch.tensor(0.6)) / 10
+        means = {name: mu for name, (mu, _lv) in model.encode(x).items()}
+        batches = [(x, means, PlaceEvidence(model, x, means))]
+        for _ in range(10):
+            rate = em_rates(refit_templates(model, batches, rate), off=rate == 0)
+    u, v, offset, sd = (value.item() for value in model.composition.values())
+    assert abs(u - 0.5) < 0.02 and abs(v - 0.6) < 0.01, (u, v)
+    assert abs(offset - 0.3) < 0.01 and abs(sd - 0.3) < 0.005, (offset, sd)
+    assert abs(rate[5] - 0.5) < 0.03 and (rate[torch.arange(16) != 5] == 0).all()
+    t = model.foreground.shapes()[:, 5].view(5, 5)
+    assert t[1:4, 1:4].mean() > 0.95, t  # the cell's shape, its plateau at 1 (u t = 0.5)
+    ring = torch.ones(5, 5, dtype=torch.bool)
+    ring[1:4, 1:4] = False
+    assert t[ring].max() < 1e-3, t  # no pixel there stands 3 standard errors above 0
+
+
+def test_a_place_whose_cells_are_worth_too_little_is_turned_off():
+    # evidence (exact log-likelihood ratios) for three places: cells at rate 0.3 seen
+    # through N(+-1, 1) (kept), no cell ever (dropped: EM still gives it a rate), and cells
+    # at rate 0.3 seen through N(+-0.15, 1) (each one worth too little: dropped)
+    generator = torch.Generator().manual_seed(0)
+    s = (torch.rand(4000, 3, generator=generator) < torch.tensor([0.3, 0.0, 0.3])).float()
+    signal = torch.tensor([1.0, 1.0, 0.15])
+    y = (2 * s - 1) * signal + torch.randn(4000, 3, generator=generator)
+    evidence = 2 * signal * y
+    rate = em_rates(evidence)
+    assert rate[1] > 0  # a place without cells is not at 0 by EM alone
+    kept = select_places(evidence, rate)
+    assert kept.tolist() == [True, False, False]
+    rate = em_rates(evidence, off=~kept)
+    assert rate[0] > 0.25 and (rate[1:] == 0).all()
+    # a place turned off has presence 0 in the readout, one at a low rate does not
+    model, batches, rate = _one_cell_under_a_dense_background(n=20)
+    ((x, means, place_evidence),) = batches
+    rate[6] = 0.0
+    with torch.no_grad():
+        presence = presences(model, x, means, rate, place_evidence)[0].exp()[:, 0]
+    assert (presence[:, 6] == 0).all() and (presence[:, 7] > 0).all()
+
+
+def test_two_places_present_together_are_merged_and_independent_neighbours_are_not():
+    # intensities: places (1, 1) and (1, 2) draw the left and right halves of one cell at
+    # rows 3-5, columns 4-6 (w.p. 0.5); place (2, 2) draws another cell at rows 6-8,
+    # columns 6-8 (w.p. 0.5, independently): neighbours of both, present on its own
+    config = {**LAYERED, "bg_grid": 4, "fg_kernel": 3, "bg_pool": 3, "likelihood": "gaussian"}
+    model = build_model(config, 12, 12).eval()
+    model.background.logits = lambda z: torch.full((len(z), 1, 12, 12), -10.0)
+    generator = torch.Generator().manual_seed(0)
+    on = torch.rand(300, 2, generator=generator) < 0.5
+    x = torch.zeros(300, 1, 12, 12)
+    x[on[:, 0], :, 3:6, 4:7] = 1.0
+    x[on[:, 1], :, 6:9, 6:9] = 1.0
+    x += 0.3 * torch.randn(x.shape, generator=generator)
+    with torch.no_grad():
+        model.composition.raw.copy_(torch.tensor([math.log(math.expm1(1.0)), 0.0, 0.0,
+                                                  math.log(0.3)]) / 10)  # fmt: skip
+        templates = model.foreground.templates.view(1, 5, 5, 16).fill_(-3.0)
+        templates[:, 1:4, 2:4, 5] = 3.0  # (1, 1), window columns 2-6: cell columns 4-5
+        templates[:, 1:4, 0:1, 6] = 3.0  # (1, 2), window columns 5-9: cell column 6
+        templates[:, 1:4, 1:4, 10] = 3.0  # (2, 2), window rows and columns 5-9
+        means = {name: mu for name, (mu, _lv) in model.encode(x).items()}
+        batches = [(x, means, PlaceEvidence(model, x, means))]
+        rate = torch.zeros(16)
+        rate[[5, 6, 10]] = 0.5
+        assert merge_co_occurring(model, batches, rate) == [6]  # the smaller half
+        rate[5] = 0.0  # without the other half, nothing co-occurs
+        assert merge_co_occurring(model, batches, rate) == []
 
 
 def test_training_learns_the_place_rates(tmp_path):

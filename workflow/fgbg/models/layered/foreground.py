@@ -94,6 +94,11 @@ class Foreground(nn.Module):
             log_t = log_t - log_t.amax(dim=1, keepdim=True)
         return log_t
 
+    def shapes(self):
+        """t_p (window^2, places), as `log_templates` reads them."""
+        t = torch.sigmoid(TEMPLATE_SCALE * self.templates)[0]
+        return t / t.amax(dim=0) if self.shapes_only else t
+
     def undrawn(self, log_presence, places=None):
         """log(1 - s_p t_p) per place and template pixel (N, window^2, places), from log s_p
         (N, 1 or window^2, places); with a boolean mask `places`, for those places alone

@@ -14,6 +14,8 @@ from torch import nn
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 SCALE = 10.0  # the four numbers = this x their parameters: Adam moves them 10 x faster than
 # the networks' weights, so they settle in the first epoch
+SIGNIFICANT = 3.0  # standard errors above 0 at which the readout keeps a refitted template's
+# pixel on intensities (`Additive.finish_templates`)
 START = {"u": 0.1, "v": 1.0, "offset": 0.0, "sd": 1.0}  # a dim foreground: a cell drawn too dim
 # beats not drawing it, so u grows to the cells' brightness (from u = 1 the foreground of
 # 0.2-bright cells switched off before u could learn, and stayed off)
@@ -54,6 +56,62 @@ class Additive(nn.Module):
         """What the pixel penalty charges: the foreground's light u f, so that a dimmer
         shape with a brighter u costs the same."""
         return self.values()[0] * f
+
+    def template_moments(self, x, present, t, not_others, b_logits):
+        """A template's EM update's terms per image, template pixel and place (`moved`,
+        `weight`), as `NoisyOr.template_moments`: with the other places at their presences
+        (1 - f_others = `not_others`, c) and p's cell there, a pixel's mean is offset + v b +
+        u f_others + u c t, so the least-squares t weighs each image's residual r = x -
+        offset - v b - u f_others by P: moved = P c r / u, weight = P c^2."""
+        u, v, offset, _sd = self.values()
+        residual = x - offset - v * torch.sigmoid(b_logits) - u * (1 - not_others)
+        return present * not_others * residual / u, present * not_others.pow(2)
+
+    def level_moments(self, x, f, spread, b):
+        """The sums from which `fit_levels` solves for the offset, v and sd, over images x
+        (N, 1, H, W) with their foreground f (at the readout's presences), its variance over
+        presences drawn at them (`spread`) and their background b, at this u: the normal
+        equations of the least squares x - u f ~ offset + v b, and the residual's sum of
+        squares, u^2 Var f added."""
+        u = self.values()[0].double()
+        design = torch.stack([torch.ones_like(b), b]).flatten(1).double()
+        y = (x - u * f).flatten().double()
+        return design @ design.T, design @ y, y.pow(2).sum() + u**2 * spread.sum(), y.numel()
+
+    @torch.no_grad()
+    def fit_levels(self, gram, moments, sum_y2, count):
+        """The offset and v by least squares, sd the residual's root mean square (the
+        readout's M-step, `inference.refit_templates`; u is set with the templates, by
+        `finish_templates`)."""
+        theta = torch.linalg.solve(gram, moments)
+        sd = ((sum_y2 - 2 * theta @ moments + theta @ gram @ theta) / count).sqrt()
+        offset, v = theta.float()
+        self.raw[1:].copy_(
+            torch.stack([torch.log(torch.expm1(v)), offset, sd.float().log()]) / SCALE
+        )
+
+    @torch.no_grad()
+    def finish_templates(self, new, weight, old, used):
+        """Templates `new` (window^2, places), refitted in units of u with their least
+        squares' `weight`, as the readout keeps them: each pixel kept where it stands
+        SIGNIFICANT standard errors (sd / (u sqrt(weight))) above 0, else 0 (under noise on
+        every pixel the estimate where no cell is is noise, cut at 0 from below, and would
+        draw light around every cell); then scaled so that each template's plateau (its
+        pixels at least half its brightest) averages 1, and u by the `used` places' mean
+        scale, so u t is unchanged. (Scaled by its brightest pixel, as in training, a
+        template refitted under noise shrinks, the brightest of many noisy pixels being
+        too bright, and u grows round after round.) A template with no pixel kept keeps
+        its `old` one."""
+        u, _v, _offset, sd = self.values()
+        new = torch.where(new * u * weight.sqrt() >= SIGNIFICANT * sd, new, 0.0)
+        top = new.amax(dim=0)
+        new = torch.where(top > 0, new, old)
+        plateau = new >= new.amax(dim=0) / 2
+        scale = (new * plateau).sum(0) / plateau.sum(0)
+        if used.any():
+            u = u * scale[used].mean()
+            self.raw[0].copy_(torch.log(torch.expm1(u)) / SCALE)
+        return new / scale
 
     def log_likelihood(self, f_logits, b_logits, x, spread=None):
         """Per-image log p(x) from the layers' logits; with `spread`, Var(f) over the

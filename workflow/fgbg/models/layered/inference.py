@@ -3,22 +3,31 @@ and the scored output, each place's posterior probability of a cell times its te
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from fgbg.models.base import reparameterise
 from fgbg.models.layered.foreground import TEMPLATE_SCALE, template_window
+from fgbg.models.layered.noisy_or import log1m_exp
 
 REFINE_LR = 0.05  # Adam's step size on the posteriors' means and log-variances
 RATE_FLOOR = 1e-4  # place rates are read within [RATE_FLOOR, 1 - RATE_FLOOR]
-RATE_FIT_IMAGES = 250  # training images the readout is fitted on
+RATE_FIT_IMAGES = 250  # training images the readout is fitted on (binary images)
+INTENSITY_FIT_IMAGES = 1000  # on intensities: a template pixel's estimate averages over the
+# images where its cell is present, under noise on every pixel (at 250, dim cells' refitted
+# templates ranked them below the ceiling: docs/studies/intensity-05-readout-em.md)
 RATE_FIT_ITERATIONS = 100  # EM iterations (the rates move by < 1e-4 well before)
 READOUT_SWEEPS = 3  # sequential updates of every place's presence (`presences`)
-RATE_REFITS = 5  # intensities: rounds of rates fitted at the readout's own presences
-TEMPLATE_ROUNDS = 10  # binary images: EM rounds of the rates and templates (`fit_readout`)
+TEMPLATE_ROUNDS = 10  # EM rounds of the rates and templates (`fit_readout`)
+MIN_GAIN = 0.1  # intensities: nats per image a place's cells must add to the images'
+# likelihood for the place to be kept (`select_places`)
 TEMPLATE_PSEUDO = 1.0  # pseudo-images at the old template in each template update
 TEMPLATE_FLOOR = 1e-4  # refitted templates are kept within [TEMPLATE_FLOOR, 1 - it]
 USED_RATE = 0.01  # a place is used when its rate is at least this
+CO_OCCURRING = 0.5  # intensities: neighbours whose presences correlate above this draw one
+# cell (`merge_co_occurring`)
 CONTAINED = 0.9  # share of a used place's shape inside a used neighbour's that drops it
 
 
@@ -64,9 +73,8 @@ class PlaceEvidence:
     """`evidence(log_presence, colour=None, undrawn=None)` for the images x (N, 1, H, W) at
     the posterior means `means`: (N, places), for each place p, with the other places
     present as `log_presence` says (log s_q, (N, 1, places)), log p(x | s_p = 1) - log p(x |
-    s_p = 0) - the readout's pixel penalty (`readout_penalty`) x (sum f | s_p = 1 - sum f |
-    s_p = 0) (on intensities the light u f in place of f), where s_p = 1 paints p's template
-    at full strength and s_p = 0 nothing there: the evidence, in nats, for a cell at p.
+    s_p = 0), where s_p = 1 paints p's template at full strength and s_p = 0 nothing there:
+    the evidence, in nats, for a cell at p.
     With `colour` (0-3, `colour_classes`), only that class's columns; with `undrawn`, the
     caller's `Foreground.undrawn(log_presence)`. Only p's window changes, so the difference
     is taken over it alone, and over the image's own pixels (not the padding). The windows
@@ -83,7 +91,6 @@ class PlaceEvidence:
         self.classes = [m.to(x.device) for m in colour_classes(model.foreground.grid)]
         constants = (self.background, self.x, self.inside)
         self.by_colour = [tuple(c[..., m] for c in constants) for m in self.classes]
-        self.penalty = readout_penalty(model)
 
     def __call__(self, log_presence, colour=None, undrawn=None):
         fg, model = self.model.foreground, self.model
@@ -99,11 +106,8 @@ class PlaceEvidence:
             log_not_t = log_not_t[..., members]
             b, x_p, own = self.by_colour[colour]
 
-        def score(log_not_f_p):  # per pixel, log p(x | f, b) - penalty x f
-            ll = model.composition.pixel_log_likelihood(log_not_f_p, b, x_p)
-            if not self.penalty:
-                return ll
-            return ll - self.penalty * model.composition.light(-torch.expm1(log_not_f_p))
+        def score(log_not_f_p):  # per pixel, log p(x | f, b)
+            return model.composition.pixel_log_likelihood(log_not_f_p, b, x_p)
 
         return (own * (score(others + log_not_t) - score(others))).sum(1)
 
@@ -131,6 +135,7 @@ def presences(model, x, means, rate, evidence=None, final_evidence=True):
     if evidence is None:
         evidence = PlaceEvidence(model, x, means)
     logit_rate = torch.logit(rate.clamp(RATE_FLOOR, 1 - RATE_FLOOR))
+    logit_rate = logit_rate.masked_fill(rate == 0, -math.inf)  # a place turned off
     fg = model.foreground
     log_p = gate_presence(model, means)
     undrawn = fg.undrawn(log_p)  # updated with log_p, a class at a time
@@ -152,68 +157,98 @@ def presence_foreground(model, x, means):
     return -torch.expm1(model.foreground.fold(log_p)[1])
 
 
-def readout_penalty(model) -> float:
-    """The pixel penalty the readout's evidence charges: 0 where the readout refits the
-    templates (binary images): the penalty is training's lever to keep the disks out of the
-    foreground, and read into the evidence it calls a cell under a dense disk less often
-    than the data do (docs/studies/readout-04-template-refit.md). On intensities the
-    training's, which the study did not change (readout-03: no better without it)."""
-    return 0.0 if refits_templates(model) else model.config["fg_pixel_penalty"]
-
-
-def refits_templates(model) -> bool:
-    """Whether the readout refits the templates: where the composition has an E-step for
-    them (the noisy-OR's `fired`; binary images)."""
-    return hasattr(model.composition, "fired")
-
-
 def fit_readout(model, images):
-    """What the readout fits after training with the weights of the networks fixed, on the
-    first RATE_FIT_IMAGES training images (N, 1, H, W) at their refined posterior means:
+    """What the readout fits after training with the weights of the networks fixed, by EM
+    on the first RATE_FIT_IMAGES training images (N, 1, H, W) at their refined posterior
+    means; on intensities on INTENSITY_FIT_IMAGES at the encoder's means (the presences
+    start from the gates there and 3 sweeps move them; refined, 30 steps an image, they
+    gave the same validation numbers at twice the fit's time):
 
-    - each place's rate r_p, the prior probability of a cell there, by EM (`em_rates`):
-      first on the evidence against the gates, then on the evidence at the readout's own
-      presences under the rates so far (`presences`). Each fit maximises the images'
-      marginal likelihood of a binary presence per place, so the readout's P_p is a
-      calibrated probability where the evidence is. (The mean gate in training is not: a
-      cell under an active disk that the model leaves undrawn in training pulls its
-      place's gate mean, and with it every P_p there, below the cells' rate.)
-    - on binary images, TEMPLATE_ROUNDS rounds of EM in which one pass of the presences
-      gives both the rates and every place's template (`refit_templates`), and halfway one
-      place per cell (`drop_contained`); then the rates at the last templates. The
-      templates were learned under the pixel penalty, which trims them where a disk
-      explains their pixels as well; refitted, they are the cells' shapes as the images
-      show them (docs/studies/readout-04-template-refit.md).
-
-    On intensities the rates alone, RATE_REFITS times."""
+    - each place's rate r_p, the prior probability of a cell there (`em_rates`), first on
+      the evidence against the gates; each fit maximises the images' marginal likelihood of
+      a binary presence per place, so the readout's P_p is a calibrated probability where
+      the evidence is. (The mean gate in training is not: a cell under an active disk that
+      the model leaves undrawn in training pulls its place's gate mean, and with it every
+      P_p there, below the cells' rate.)
+    - on intensities, the places kept (`select_places`); a place turned off has rate 0.
+    - TEMPLATE_ROUNDS rounds of EM in which one pass of the presences (`presences`) gives
+      the rates, every place's template (`refit_templates`) and, on intensities, the
+      composition's levels; halfway, one place per cell (`drop_contained`; on intensities
+      `merge_co_occurring`). Then the rates at the last templates. The templates were
+      learned under the pixel penalty, which trims them where a disk explains their pixels
+      as well; refitted, they are the cells' shapes as the images show them
+      (docs/studies/readout-04-template-refit.md, intensity-05-readout-em.md)."""
     model.eval()
+    intensities = hasattr(model.composition, "level_moments")
+    count = INTENSITY_FIT_IMAGES if intensities else RATE_FIT_IMAGES
     batches = []  # (x, means, PlaceEvidence)
-    for x in images[:RATE_FIT_IMAGES].float().split(50):
-        posteriors = refine(model, x, model.encode(x))
+    for x in images[:count].float().split(50):
+        posteriors = model.encode(x) if intensities else refine(model, x, model.encode(x))
         means = {n: m for n, (m, _) in posteriors.items()}
         with torch.no_grad():
             batches.append((x, means, PlaceEvidence(model, x, means)))
 
-    def rates(rate=None):  # EM rates at the gates (None) or at the presences under `rate`
-        def evidence(x, means, e):
-            if rate is None:
-                return e(gate_presence(model, means))
-            return presences(model, x, means, rate, e)[1]
-
-        return em_rates(torch.cat([evidence(*batch) for batch in batches]))
+    def evidence(rate=None):  # at the gates (None) or at the presences under `rate`
+        if rate is None:
+            return torch.cat([e(gate_presence(model, means)) for _x, means, e in batches])
+        return torch.cat([presences(model, x, means, rate, e)[1] for x, means, e in batches])
 
     with torch.no_grad():
-        rate = rates()
-        if refits_templates(model):
-            for round_ in range(TEMPLATE_ROUNDS):
-                rate = em_rates(refit_templates(model, batches, rate))
-                if round_ == TEMPLATE_ROUNDS // 2:
+        rate = em_rates(evidence())
+        if intensities:
+            at_rate = evidence(rate)
+            rate = em_rates(at_rate, off=~select_places(at_rate, rate))
+        for round_ in range(TEMPLATE_ROUNDS):
+            rate = em_rates(refit_templates(model, batches, rate), off=rate == 0)
+            if round_ == TEMPLATE_ROUNDS // 2:
+                if intensities:
+                    rate[merge_co_occurring(model, batches, rate)] = 0.0
+                else:
                     drop_contained(model, rate >= USED_RATE)
-            rate = rates(rate)
-        else:
-            for _ in range(RATE_REFITS):
-                rate = rates(rate)
+        rate = em_rates(evidence(rate), off=rate == 0)
     model.foreground.place_rate.copy_(rate)
+
+
+def select_places(evidence, rate):
+    """(places,) bool: the places whose cells are worth MIN_GAIN nats per image, the mean
+    over the images of log(r e^e + 1 - r), the log-likelihood of a binary presence at rate
+    r against no cell there, for the evidence e (N, places). On intensities a place where
+    no cell ever is still finds a little evidence in the noise and in what the background
+    misses (0.04-0.08 nats per image in the validation runs, dim cells 0.9-1.4), and at the
+    rates EM gives it (0.05-0.1) it leaks its template's light over the images."""
+    r = rate.clamp(RATE_FLOOR, 1 - RATE_FLOOR)
+    gain = torch.logaddexp(r.log() + evidence, torch.log1p(-r)).mean(0)
+    return gain >= MIN_GAIN
+
+
+def merge_co_occurring(model, batches, rate) -> list[int]:
+    """The places to turn off so that one place draws each cell, on intensities: of two
+    neighbouring used places (rate > 0, windows overlapping) whose presences at the
+    readout's (under `rate`, over `batches`) correlate above CO_OCCURRING over the images,
+    the one with the smaller shape (pixels t > 0.5), pairs taken from the most correlated.
+    Two places that learned the halves of one cell are present together; each half's
+    evidence is half the cell's, and neither refits to the whole while the other draws
+    its half. Turned off, the other's template grows to the cell in the next rounds."""
+    grid = model.foreground.grid
+    with torch.no_grad():
+        present = torch.cat([presences(model, x, means, rate, e)[0][:, 0].exp()
+                             for x, means, e in batches])  # fmt: skip
+    used = torch.nonzero(rate > 0).flatten().tolist()
+    if len(used) < 2:
+        return []
+    corr = torch.corrcoef(present[:, used].T)
+    size = (model.foreground.shapes() > 0.5).sum(0)
+    pairs = sorted(
+        ((corr[i, j].item(), p, q) for i, p in enumerate(used) for j, q in enumerate(used)
+         if p < q and corr[i, j] > CO_OCCURRING
+         and abs(p // grid[1] - q // grid[1]) <= 1 and abs(p % grid[1] - q % grid[1]) <= 1),
+        reverse=True,
+    )  # fmt: skip
+    dropped = []
+    for _c, p, q in pairs:
+        if p not in dropped and q not in dropped:
+            dropped.append(p if size[p] < size[q] else q)
+    return dropped
 
 
 def _windows(model, t, colour=None):
@@ -230,29 +265,47 @@ def _windows(model, t, colour=None):
 
 def refit_templates(model, batches, rate):
     """One EM update of every place's template at the readout's presences under `rate`,
-    over `batches` [(x, means, their PlaceEvidence)]: t_p[i] <- (sum over the images of the
-    posterior that p's cell turned pixel i on (the composition's `fired`) + TEMPLATE_PSEUDO
-    t_p[i]) / (sum of P_p + TEMPLATE_PSEUDO), over the image's own pixels. A cell always on
-    under a disk that is on as often refits towards 1, a pixel that the disk alone turns on
-    towards 0. Returns the evidence (N, places) at the same presences (and the templates
-    before the update), from which the round's rates are fitted: one E-step, two M-steps."""
-    fg = model.foreground
-    t = torch.sigmoid(TEMPLATE_SCALE * fg.templates)[0]  # (window^2, places)
-    fired, present = torch.zeros_like(t), torch.zeros_like(t)
-    evidences = []
+    over `batches` [(x, means, their PlaceEvidence)]: t_p[i] <- (moved + TEMPLATE_PSEUDO
+    t_p[i]) / (weight + TEMPLATE_PSEUDO), the composition's `template_moments` summed over
+    the images on the image's own pixels (binary images: the posterior that p's cell turned
+    pixel i on, over P_p; intensities: least squares). A cell always on under a disk that
+    is on as often refits towards 1, a pixel that the disk alone turns on towards 0. On
+    intensities the same pass refits the composition's levels (`level_moments`). Returns
+    the evidence (N, places) at the same presences (and the templates before the update),
+    from which the round's rates are fitted: one E-step, two or three M-steps."""
+    fg, composition = model.foreground, model.composition
+    t = fg.shapes()
+    moved, weight = torch.zeros_like(t), torch.zeros_like(t)
+    evidences, levels = [], []
     for x, means, evidence in batches:
         log_p, e = presences(model, x, means, rate, evidence)
         evidences.append(e)
         log_not_st, log_not_f = fg.fold(log_p)
-        b = torch.sigmoid(evidence.b_logits)
-        quiet = (_windows(model, log_not_f) - log_not_st).exp() * (1 - b)
-        drawn = log_p.exp() * t
-        fired += (evidence.inside * model.composition.fired(evidence.x, drawn, quiet)).sum(0)
-        present += (evidence.inside * log_p.exp()).sum(0)
-    new = (fired + TEMPLATE_PSEUDO * t) / (present + TEMPLATE_PSEUDO)
+        not_others = (_windows(model, log_not_f) - log_not_st).exp()  # 1 - f without p
+        m, w = composition.template_moments(evidence.x, log_p.exp(), t, not_others,
+                                            evidence.b_logits)  # fmt: skip
+        moved += (evidence.inside * m).sum(0)
+        weight += (evidence.inside * w).sum(0)
+        if hasattr(composition, "level_moments"):
+            levels.append(composition.level_moments(x, *_layers(model, log_p, means)))
+    if levels:
+        composition.fit_levels(*(sum(terms) for terms in zip(*levels, strict=True)))
+    new = (moved + TEMPLATE_PSEUDO * t) / (weight + TEMPLATE_PSEUDO)
+    if hasattr(composition, "finish_templates"):
+        new = composition.finish_templates(new, weight + TEMPLATE_PSEUDO, t, rate > 0)
     new = new.clamp(TEMPLATE_FLOOR, 1 - TEMPLATE_FLOOR)
     fg.templates.data.copy_((torch.logit(new) / TEMPLATE_SCALE).unsqueeze(0))
     return torch.cat(evidences)
+
+
+def _layers(model, log_p, means):
+    """(f, Var f, b), (N, 1, H, W) each: the foreground at presences log P (N, 1, places),
+    its variance over presences drawn at them, and the background at `means`."""
+    fg, crop = model.foreground, model.padding.crop
+    presence_logits = log_p - log1m_exp(log_p.clamp_max(-1e-6))
+    f_logits, spread = fg.paint_spread(presence_logits.view(-1, 1, *fg.grid))
+    b = torch.sigmoid(model.background.logits(means["z_bg"]))
+    return torch.sigmoid(crop(f_logits)), crop(spread), crop(b)
 
 
 def drop_contained(model, used) -> list[int]:
@@ -263,7 +316,7 @@ def drop_contained(model, used) -> list[int]:
     they cannot say that they co-occur: one place per cell can. Returns the places
     dropped."""
     fg = model.foreground
-    t = torch.sigmoid(TEMPLATE_SCALE * fg.templates)[0]
+    t = fg.shapes()
     places = t.shape[1]
     # each place's template alone, painted at its place: (places, H x W)
     alone = t.T.unsqueeze(2) * torch.eye(places, dtype=t.dtype).unsqueeze(1)
@@ -286,11 +339,12 @@ def drop_contained(model, used) -> list[int]:
 
 
 @torch.no_grad()
-def em_rates(evidence):
+def em_rates(evidence, off=None):
     """(places,) the rates r maximising sum_n log(r e^(e_n) + 1 - r) per place, for the
-    evidence e (N, places) in nats: from 0.5, r <- mean_n sigmoid(logit r + e_n)."""
+    evidence e (N, places) in nats: from 0.5, r <- mean_n sigmoid(logit r + e_n); 0 for
+    the places turned off (`off`, (places,) bool)."""
     rate = torch.full_like(evidence[0], 0.5)
     for _ in range(RATE_FIT_ITERATIONS):
         logit = torch.logit(rate.clamp(RATE_FLOOR, 1 - RATE_FLOOR))
         rate = torch.sigmoid(logit + evidence).mean(0)
-    return rate
+    return rate if off is None else rate.masked_fill(off, 0.0)

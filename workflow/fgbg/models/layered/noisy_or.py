@@ -44,6 +44,15 @@ class NoisyOr(nn.Module):
         """What the pixel penalty charges: f itself."""
         return f
 
+    def template_moments(self, x, present, t, not_others, b_logits):
+        """A template's EM update's terms per image, template pixel and place (`moved`,
+        `weight`), from the pixels x, the places' presences P (N, 1, places), their
+        templates t, the other places' 1 - f (`not_others`) and the background's logits:
+        the posterior that p's cell turned the pixel on (`fired`), and P."""
+        quiet = not_others * (1 - torch.sigmoid(b_logits))  # no other cause turns it on
+        drawn = present * t
+        return self.fired(x, drawn, quiet), present.expand_as(drawn)
+
     def fired(self, x, drawn, quiet):
         """Per pixel, the posterior probability that one cause, which turns the pixel on
         with probability `drawn`, did, given the pixel x and the probability `quiet` that no
