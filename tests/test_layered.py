@@ -580,6 +580,21 @@ def test_on_intensities_the_readout_refits_a_template_and_the_levels():
     assert t[ring].max() < 1e-3, t  # no pixel there stands 3 standard errors above 0
 
 
+def test_the_levels_stay_finite_where_the_background_cannot_be_told_from_the_offset():
+    # a background that is the same everywhere (no disk) is collinear with the offset:
+    # v keeps its value, the offset takes the images' mean, sd their spread
+    composition = Additive()
+    generator = torch.Generator().manual_seed(0)
+    x = 0.3 + 0.2 * torch.randn(20, 1, 6, 6, generator=generator)
+    f, b = torch.zeros_like(x), torch.full_like(x, 0.5)
+    v_before = composition.values()[1].item()
+    composition.fit_levels(*composition.level_moments(x, f, torch.zeros_like(x), b))
+    _u, v, offset, sd = (value.item() for value in composition.values())
+    assert math.isfinite(offset) and math.isfinite(sd)
+    assert abs(v - v_before) < 1e-3 and abs(offset + 0.5 * v - x.mean().item()) < 1e-3
+    assert abs(sd - x.std().item()) < 0.01
+
+
 def test_a_place_whose_cells_are_worth_too_little_is_turned_off():
     # evidence (exact log-likelihood ratios) for three places: cells at rate 0.3 seen
     # through N(+-1, 1) (kept), no cell ever (dropped: EM still gives it a rate), and cells

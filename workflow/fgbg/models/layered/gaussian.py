@@ -16,6 +16,7 @@ SCALE = 10.0  # the four numbers = this x their parameters: Adam moves them 10 x
 # the networks' weights, so they settle in the first epoch
 SIGNIFICANT = 3.0  # standard errors above 0 at which the readout keeps a refitted template's
 # pixel on intensities (`Additive.finish_templates`)
+LEVEL_PRIOR = 1.0  # pixels' weight holding v at its value in the readout's levels fit
 START = {"u": 0.1, "v": 1.0, "offset": 0.0, "sd": 1.0}  # a dim foreground: a cell drawn too dim
 # beats not drawing it, so u grows to the cells' brightness (from u = 1 the foreground of
 # 0.2-bright cells switched off before u could learn, and stayed off)
@@ -82,10 +83,17 @@ class Additive(nn.Module):
     def fit_levels(self, gram, moments, sum_y2, count):
         """The offset and v by least squares, sd the residual's root mean square (the
         readout's M-step, `inference.refit_templates`; u is set with the templates, by
-        `finish_templates`)."""
-        theta = torch.linalg.solve(gram, moments)
+        `finish_templates`). v is held at its value with the weight of LEVEL_PRIOR pixels
+        (nothing beside the millions of a fit where the background varies; where it does
+        not, as without disks, v cannot be told from the offset and stays) and kept
+        positive."""
+        ridge = torch.zeros_like(gram)
+        ridge[1, 1] = LEVEL_PRIOR
+        held = moments + ridge[:, 1] * self.values()[1].double()
+        theta = torch.linalg.solve(gram + ridge, held)
         sd = ((sum_y2 - 2 * theta @ moments + theta @ gram @ theta) / count).sqrt()
         offset, v = theta.float()
+        v = v.clamp_min(1e-4)
         self.raw[1:].copy_(
             torch.stack([torch.log(torch.expm1(v)), offset, sd.float().log()]) / SCALE
         )
