@@ -70,7 +70,7 @@ from fgbg.models.base import reparameterise
 from fgbg.models.layered.background import Background
 from fgbg.models.layered.foreground import Foreground
 from fgbg.models.layered.gaussian import Additive
-from fgbg.models.layered.inference import fit_readout, presence_foreground, refine
+from fgbg.models.layered.inference import fit_readout, intensities, presence_foreground, refine
 from fgbg.models.layered.noisy_or import NoisyOr
 
 __all__ = ["LayeredVAE"]
@@ -114,7 +114,7 @@ class LayeredVAE(nn.Module):
         their gates (`Additive.log_likelihood`)."""
         gates = self.foreground.gate_logits(latents["z_fg"])
         out = {"background": self.padding.crop(self.background.logits(latents["z_bg"]))}
-        if spread and isinstance(self.composition, Additive):
+        if spread and intensities(self):
             f_logits, f_spread = self.foreground.paint_spread(gates)
             out["spread"] = self.padding.crop(f_spread)
         else:
@@ -133,7 +133,7 @@ class LayeredVAE(nn.Module):
              posteriors.items()},
             spread=not blind,  # while blind on intensities f is off: nothing to spread
         )  # fmt: skip
-        if blind and isinstance(self.composition, Additive):
+        if blind and intensities(self):
             # on intensities the opening marks an active disk's windows too: the foreground
             # is off while blind (docs/studies/intensity-03-blind-start.md)
             out["foreground"] = torch.full_like(out["foreground"], FOREGROUND_OFF)

@@ -124,14 +124,19 @@ class Foreground(nn.Module):
         return -logit_of_product(self.fold(F.logsigmoid(gate_logits).flatten(2))[1])
 
     def paint_spread(self, gate_logits):
-        """(f's logits, Var(f)), (N, 1, H, W) each, where Var(f) is f's variance when each
-        place's presence s_p is drawn, 0 or 1, at its gate g_p. With f = 1 - prod_p (1 - s_p
-        t_p) and independent draws, E[(1 - f)^2] / (E[1 - f])^2 = prod_p (1 + g_p (1 - g_p)
-        t_p^2 / (1 - g_p t_p)^2), so Var(f) = (1 - f)^2 (that product - 1), its log summed
-        over the places covering each pixel like log(1 - f)."""
+        """(f's logits, Var(f)), (N, 1, H, W) each, for the gates' logits (`spread`)."""
         log_g = F.logsigmoid(gate_logits).flatten(2)
         log_not_gt, log_not_f = self.fold(log_g)
-        g = log_g.exp()
-        ratio = (g * (1 - g)) * (2 * self.log_templates() - 2 * log_not_gt).exp()
-        spread = (2 * log_not_f).exp() * torch.expm1(self.combine(torch.log1p(ratio)))
+        spread = self.spread(log_g, log_not_gt, log_not_f)  # first: the gradients' order
         return -logit_of_product(log_not_f), spread
+
+    def spread(self, log_presence, log_not_st, log_not_f):
+        """Var(f) (N, 1, H, W), f's variance when each place's presence s_p is drawn, 0 or
+        1, at its probability g_p, from log g_p and their `fold` (log_not_st, log_not_f).
+        With f = 1 - prod_p (1 - s_p t_p) and independent draws, E[(1 - f)^2] / (E[1 -
+        f])^2 = prod_p (1 + g_p (1 - g_p) t_p^2 / (1 - g_p t_p)^2), so Var(f) = (1 - f)^2
+        (that product - 1), its log summed over the places covering each pixel like
+        log(1 - f)."""
+        g = log_presence.exp()
+        ratio = (g * (1 - g)) * (2 * self.log_templates() - 2 * log_not_st).exp()
+        return (2 * log_not_f).exp() * torch.expm1(self.combine(torch.log1p(ratio)))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from fgbg.models.base import reparameterise
 from fgbg.models.layered.foreground import TEMPLATE_SCALE, template_window
-from fgbg.models.layered.noisy_or import log1m_exp
+from fgbg.models.layered.gaussian import Additive
 
 REFINE_LR = 0.05  # Adam's step size on the posteriors' means and log-variances
 RATE_FLOOR = 1e-4  # place rates are read within [RATE_FLOOR, 1 - RATE_FLOOR]
@@ -86,7 +86,8 @@ class PlaceEvidence:
         self.model = model
         self.inside = _windows(model, model.padding.pad(torch.ones_like(x)))  # own pixels
         self.x = _windows(model, model.padding.pad(x))
-        self.b_logits = _windows(model, model.background.logits(means["z_bg"]))
+        self.b_full = model.background.logits(means["z_bg"])  # the padded image's
+        self.b_logits = _windows(model, self.b_full)
         self.background = model.composition.background_term(self.b_logits)
         self.classes = [m.to(x.device) for m in colour_classes(model.foreground.grid)]
         constants = (self.background, self.x, self.inside)
@@ -179,11 +180,11 @@ def fit_readout(model, images):
       as well; refitted, they are the cells' shapes as the images show them
       (docs/studies/readout-04-template-refit.md, intensity-05-readout-em.md)."""
     model.eval()
-    intensities = hasattr(model.composition, "level_moments")
-    count = INTENSITY_FIT_IMAGES if intensities else RATE_FIT_IMAGES
+    on_intensities = intensities(model)
+    count = INTENSITY_FIT_IMAGES if on_intensities else RATE_FIT_IMAGES
     batches = []  # (x, means, PlaceEvidence)
     for x in images[:count].float().split(50):
-        posteriors = model.encode(x) if intensities else refine(model, x, model.encode(x))
+        posteriors = model.encode(x) if on_intensities else refine(model, x, model.encode(x))
         means = {n: m for n, (m, _) in posteriors.items()}
         with torch.no_grad():
             batches.append((x, means, PlaceEvidence(model, x, means)))
@@ -195,18 +196,25 @@ def fit_readout(model, images):
 
     with torch.no_grad():
         rate = em_rates(evidence())
-        if intensities:
+        if on_intensities:
             at_rate = evidence(rate)
             rate = em_rates(at_rate, off=~select_places(at_rate, rate))
         for round_ in range(TEMPLATE_ROUNDS):
             rate = em_rates(refit_templates(model, batches, rate), off=rate == 0)
             if round_ == TEMPLATE_ROUNDS // 2:
-                if intensities:
+                if on_intensities:
                     rate[merge_co_occurring(model, batches, rate)] = 0.0
                 else:
                     drop_contained(model, rate >= USED_RATE)
         rate = em_rates(evidence(rate), off=rate == 0)
     model.foreground.place_rate.copy_(rate)
+
+
+def intensities(model) -> bool:
+    """Whether the model reads intensity images (the additive composition): where the
+    readout's fit keeps places by their worth, merges co-occurring ones and refits the
+    composition's levels with the templates."""
+    return isinstance(model.composition, Additive)
 
 
 def select_places(evidence, rate):
@@ -286,26 +294,26 @@ def refit_templates(model, batches, rate):
                                             evidence.b_logits)  # fmt: skip
         moved += (evidence.inside * m).sum(0)
         weight += (evidence.inside * w).sum(0)
-        if hasattr(composition, "level_moments"):
-            levels.append(composition.level_moments(x, *_layers(model, log_p, means)))
+        if intensities(model):
+            layers = _layers(model, log_p, log_not_st, log_not_f, evidence)
+            levels.append(composition.level_moments(x, *layers))
     if levels:
         composition.fit_levels(*(sum(terms) for terms in zip(*levels, strict=True)))
     new = (moved + TEMPLATE_PSEUDO * t) / (weight + TEMPLATE_PSEUDO)
-    if hasattr(composition, "finish_templates"):
+    if intensities(model):
         new = composition.finish_templates(new, weight + TEMPLATE_PSEUDO, t, rate > 0)
     new = new.clamp(TEMPLATE_FLOOR, 1 - TEMPLATE_FLOOR)
     fg.templates.data.copy_((torch.logit(new) / TEMPLATE_SCALE).unsqueeze(0))
     return torch.cat(evidences)
 
 
-def _layers(model, log_p, means):
-    """(f, Var f, b), (N, 1, H, W) each: the foreground at presences log P (N, 1, places),
-    its variance over presences drawn at them, and the background at `means`."""
+def _layers(model, log_p, log_not_st, log_not_f, evidence):
+    """(f, Var f, b), (N, 1, H, W) each on the image's own pixels: the foreground at
+    presences log P (N, 1, places) from their fold (`log_not_st`, `log_not_f`), its
+    variance over presences drawn at them, and the background of `evidence`."""
     fg, crop = model.foreground, model.padding.crop
-    presence_logits = log_p - log1m_exp(log_p.clamp_max(-1e-6))
-    f_logits, spread = fg.paint_spread(presence_logits.view(-1, 1, *fg.grid))
-    b = torch.sigmoid(model.background.logits(means["z_bg"]))
-    return torch.sigmoid(crop(f_logits)), crop(spread), crop(b)
+    spread = fg.spread(log_p, log_not_st, log_not_f)
+    return crop(-torch.expm1(log_not_f)), crop(spread), crop(torch.sigmoid(evidence.b_full))
 
 
 def drop_contained(model, used) -> list[int]:
