@@ -302,7 +302,7 @@ def test_trial_epochs_train_on_only_the_best_trial_as_its_plain_run_would(tmp_pa
     config = {**TRAINING, "epochs": 3, "starts": 3, "trial_epochs": 1}
     history = train_starts(tiny_images(), DUAL, config, 5, tmp_path / "trial", val, threads=1)
     run = json.loads((tmp_path / "trial/run.json").read_text())
-    trials = [s["trial_val_loss"] for s in run["starts"]]
+    trials = [s["trial_loss"] for s in run["starts"]]
     kept = run["kept_start"]
     assert kept == trials.index(min(trials)) and len(set(trials)) == 3
     assert [s["epochs_trained"] for s in run["starts"]] == [3 if j == kept else 1 for j in range(3)]

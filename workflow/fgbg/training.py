@@ -395,8 +395,10 @@ def train_starts(images, model_config, training_config, seed, out_dir, val_image
     copied into out_dir, and its run.json lists every start. A rule fixed in advance that
     reads no labels: a start that lost cells or drew a disk explains the images worse
     (docs/studies/layered-15-two-starts.md). With `training.trial_epochs`, every start
-    trains that many epochs and only the one with the lowest validation loss after them
-    trains on (its trial resumed; the others keep their trial's history.csv). With one start
+    trains that many epochs and only the one with the lowest training loss in the last of
+    them trains on (its trial resumed; the others keep their trial's history.csv); not the
+    validation loss, which after the layered model's blind epochs reads a foreground they
+    have not trained. With one start
     this is `train`. Returns the kept history. Only the kept start's readout is fitted
     (`_fit_readout`): the starts' own model.pt files are as trained."""
     starts = training_config.get("starts", 1)
@@ -425,8 +427,8 @@ def train_starts(images, model_config, training_config, seed, out_dir, val_image
     if trial:
         for j in finalists:
             histories[j] = run_start(j, until=trial)
-            summaries[j]["trial_val_loss"] = histories[j][-1]["val_loss"]
-        finalists = [min(finalists, key=lambda j: summaries[j]["trial_val_loss"])]
+            summaries[j]["trial_loss"] = histories[j][-1]["loss"]
+        finalists = [min(finalists, key=lambda j: summaries[j]["trial_loss"])]
         for j in set(range(starts)) - set(finalists):  # a trial's record, not a model
             write_text(_history_csv(histories[j]), out_dir / f"start{j}" / "history.csv")
             (out_dir / f"start{j}" / CHECKPOINT_NAME).unlink(missing_ok=True)
@@ -453,7 +455,7 @@ def train_starts(images, model_config, training_config, seed, out_dir, val_image
         "kept start %d of %d (%s)", chosen, starts,
         ", ".join(
             f"start {s['start']}: " + ", ".join(
-                f"{k} {s[k]:.2f}" for k in ("trial_val_loss", "val_loss") if k in s
+                f"{k} {s[k]:.2f}" for k in ("trial_loss", "val_loss") if k in s
             ) for s in summaries
         ),
     )  # fmt: skip
