@@ -83,10 +83,11 @@ class LayeredVAE(nn.Module):
         super().__init__()
         self.config, self.height, self.width = config, height, width
         self.padding = Padding(height, width, math.lcm(config["fg_kernel"], config["bg_pool"]))
-        self.foreground = Foreground(config, *self.padding.padded)
-        self.background = Background(config, *self.padding.padded)
         # the data's kind: binary images compose by a noisy-OR, intensities add up
-        self.composition = Additive() if config.get("likelihood") == "gaussian" else NoisyOr()
+        composition = Additive if config.get("likelihood") == "gaussian" else NoisyOr
+        self.foreground = Foreground(config, *self.padding.padded)
+        self.background = Background(config, *self.padding.padded, composition.MASK_START)
+        self.composition = composition()
 
     def param_groups(self) -> list[dict]:
         """Optimiser groups: the background's learning rate scaled by bg_lr_scale."""

@@ -36,9 +36,10 @@ class Background(nn.Module):
     """An MLP encoder over the image average-pooled by `bg_pool` gives a Gaussian posterior
     over `bg_latent` dimensions; an MLP decoder gives a level logit and a `bg_grid` square
     mask of logits, upsampled to the image by a cubic B-spline. The background cannot
-    draw a cell: it is flat inside a shape no finer than the coarse grid."""
+    draw a cell: it is flat inside a shape no finer than the coarse grid. The mask's logits
+    start at `mask_start` (the composition's `MASK_START`)."""
 
-    def __init__(self, config: dict, height: int, width: int):
+    def __init__(self, config: dict, height: int, width: int, mask_start: float = 0.0):
         super().__init__()
         self.pool, self.grid = config["bg_pool"], config["bg_grid"]
         hidden, e = config["bg_width"], config["bg_latent"]
@@ -52,9 +53,9 @@ class Background(nn.Module):
         )  # fmt: skip
         self.register_buffer("upsample_rows", _bspline_upsampling(self.grid, height), False)
         self.register_buffer("upsample_cols", _bspline_upsampling(self.grid, width), False)
-        with torch.no_grad():  # starts nearly empty: level sigmoid(-4), mask half open
+        with torch.no_grad():  # starts nearly empty: level sigmoid(-4), mask at mask_start
             self.decoder[-1].bias.fill_(-4.0)
-            self.decoder[-1].bias[1:].fill_(0.0)
+            self.decoder[-1].bias[1:].fill_(mask_start)
 
     def encode(self, x):
         """(mu, logvar), each (N, bg_latent)."""

@@ -27,6 +27,10 @@ class Additive(nn.Module):
     so positive), the offset (the noise's mean) and log sd (the noise's level). f and b keep
     their meaning in [0, 1]: how much of a cell, and of the background, covers a pixel."""
 
+    MASK_START = -1.0  # the background's mask starts closed (sigmoid(-8)) and opens where
+    # the disks are; half open, its sharp edge held it open over a corner of the disk's
+    # square in 9 of 12 dim-cell starts (closed: 1; docs/studies/intensity-06-blind-mask.md)
+
     def __init__(self):
         super().__init__()
 

@@ -27,6 +27,8 @@ def noisy_or_log_likelihood(f_logits, b_logits, x):
 class NoisyOr(nn.Module):
     """The composition for binary images (no parameters)."""
 
+    MASK_START = 0.0  # the background's mask starts half open (`Background`)
+
     def background_term(self, b_logits):
         """What `pixel_log_likelihood` reads of the background: -log(1 - b)."""
         return F.softplus(b_logits)
