@@ -316,6 +316,25 @@ def test_trial_epochs_train_on_only_the_best_trial_as_its_plain_run_would(tmp_pa
     assert_same_weights(weights(tmp_path / "trial/model.pt"), weights(tmp_path / "plain/model.pt"))
 
 
+def test_a_trial_longer_than_training_keeps_its_finished_start(tmp_path, monkeypatch):
+    calls = []
+
+    def counted(*args, **kw):
+        calls.append(kw.get("until"))
+        return train(*args, **kw)
+
+    monkeypatch.setattr("fgbg.training.train", counted)
+    val = tiny_images(16, seed=1)
+    config = {**TRAINING, "epochs": 2, "starts": 2, "trial_epochs": 3}
+    train_starts(tiny_images(), DUAL, config, 5, tmp_path / "trial", val, threads=1)
+    assert calls == [3, 3]  # the stopping rule ended both trials: none trained again
+    run = json.loads((tmp_path / "trial/run.json").read_text())
+    kept = run["kept_start"]
+    assert not (tmp_path / f"trial/start{1 - kept}/model.pt").exists()
+    train(tiny_images(), DUAL, config, 5 + 1000 * kept, tmp_path / "plain", val, threads=1)
+    assert_same_weights(weights(tmp_path / "trial/model.pt"), weights(tmp_path / "plain/model.pt"))
+
+
 @pytest.mark.parametrize("losses, kept", [([5.0, 3.0], 1), ([3.0, 5.0], 0), ([4.0, 4.0], 0)])
 def test_starts_rule_keeps_the_lowest_validation_loss(tmp_path, monkeypatch, losses, kept):
     def fake_train(images, model_config, training_config, seed, out_dir, val_images, **kw):

@@ -423,17 +423,21 @@ def train_starts(images, model_config, training_config, seed, out_dir, val_image
         summaries[j]["epochs_trained"] = len(history)
         return history
 
-    finalists = range(starts)
+    finalists, finished = range(starts), set()
     if trial:
         for j in finalists:
             histories[j] = run_start(j, until=trial)
             summaries[j]["trial_loss"] = histories[j][-1]["loss"]
+            if not (out_dir / f"start{j}" / CHECKPOINT_NAME).exists():
+                finished.add(j)  # the stopping rule ended it within the trial
         finalists = [min(finalists, key=lambda j: summaries[j]["trial_loss"])]
         for j in set(range(starts)) - set(finalists):  # a trial's record, not a model
             write_text(_history_csv(histories[j]), out_dir / f"start{j}" / "history.csv")
-            (out_dir / f"start{j}" / CHECKPOINT_NAME).unlink(missing_ok=True)
+            for name in (CHECKPOINT_NAME, "model.pt", "run.json"):
+                (out_dir / f"start{j}" / name).unlink(missing_ok=True)
     for j in finalists:
-        histories[j] = run_start(j)
+        if j not in finished:
+            histories[j] = run_start(j)
         runs[j] = json.loads((out_dir / f"start{j}" / "run.json").read_text())
         kept = next(row for row in histories[j] if row["epoch"] == runs[j]["best_epoch"])
         summaries[j] |= {"val_loss": kept["val_loss"], "best_epoch": runs[j]["best_epoch"]}
