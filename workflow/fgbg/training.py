@@ -398,8 +398,8 @@ def train_starts(images, model_config, training_config, seed, out_dir, val_image
     trains that many epochs and only the one with the lowest training loss in the last of
     them trains on (its trial resumed; the others keep their trial's history.csv); not the
     validation loss, which after the layered model's blind epochs reads a foreground they
-    have not trained. With one start
-    this is `train`. Returns the kept history. Only the kept start's readout is fitted
+    have not trained (docs/studies/intensity-06-blind-mask.md). With one start this is
+    `train`. Returns the kept history. Only the kept start's readout is fitted
     (`_fit_readout`): the starts' own model.pt files are as trained."""
     starts = training_config.get("starts", 1)
     if starts == 1:
