@@ -39,7 +39,7 @@ class Background(nn.Module):
     draw a cell: it is flat inside a shape no finer than the coarse grid. The mask's logits
     start at `mask_start` (the composition's `MASK_START`)."""
 
-    def __init__(self, config: dict, height: int, width: int, mask_start: float = 0.0):
+    def __init__(self, config: dict, height: int, width: int, mask_start: float):
         super().__init__()
         self.pool, self.grid = config["bg_pool"], config["bg_grid"]
         hidden, e = config["bg_width"], config["bg_latent"]
