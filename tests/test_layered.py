@@ -122,7 +122,7 @@ def test_additive_gaussian_likelihood_by_hand():
     composition = Additive()
     with torch.no_grad():  # c 0.8, a 0.5, offset 0.2, sd 0.25
         composition.raw.copy_(torch.tensor([math.log(math.expm1(0.8)), math.log(math.expm1(0.5)),
-                                            0.2, math.log(0.25)]) / 10)  # fmt: skip
+                                            0.2, math.log(0.25)]) / composition.scales)  # fmt: skip
     f, b = torch.tensor([0.2, 0.9, 0.0, 1.0]), torch.tensor([0.5, 0.0, 1.0, 0.3])
     x = torch.tensor([0.7, 1.1, 0.6, 1.0])
     got = composition.log_likelihood(
@@ -634,7 +634,7 @@ def test_two_places_present_together_are_merged_and_independent_neighbours_are_n
     x += 0.3 * torch.randn(x.shape, generator=generator)
     with torch.no_grad():
         model.composition.raw.copy_(torch.tensor([math.log(math.expm1(1.0)), 0.0, 0.0,
-                                                  math.log(0.3)]) / 10)  # fmt: skip
+                                                  math.log(0.3)]) / model.composition.scales)  # fmt: skip
         templates = model.foreground.templates.view(1, 5, 5, 16).fill_(-3.0)
         templates[:, 1:4, 2:4, 5] = 3.0  # (1, 1), window columns 2-6: cell columns 4-5
         templates[:, 1:4, 0:1, 6] = 3.0  # (1, 2), window columns 5-9: cell column 6

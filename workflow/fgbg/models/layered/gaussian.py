@@ -12,8 +12,13 @@ import torch.nn.functional as F
 from torch import nn
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-SCALE = 10.0  # the four numbers = this x their parameters: Adam moves them 10 x faster than
-# the networks' weights, so they settle in the first epoch
+SCALE = 10.0  # v, the offset and log sd = this x their parameters: Adam moves them 10 x
+# faster than the networks' weights, so they settle in the first epoch
+U_SCALE = 3.0  # u's: slower, since the foreground's gradients scale with u. At 10 x, in the
+# first epoch after the blind ones, while the gates know nothing yet and paint a haze
+# everywhere, u fell from 0.1 to 0.03 and 5 of 12 dim-cell starts lost their foreground;
+# at 3 x none did, and at 1 x bright cells' u took over 14 epochs to grow
+# (docs/studies/intensity-07-cells-brightness-rate.md)
 SIGNIFICANT = 3.0  # standard errors above 0 at which the readout keeps a refitted template's
 # pixel on intensities (`Additive.finish_templates`)
 LEVEL_PRIOR = 1.0  # pixels' weight holding v at its value in the readout's levels fit
@@ -39,11 +44,13 @@ class Additive(nn.Module):
 
         start = torch.tensor([softplus_inverse(START["u"]), softplus_inverse(START["v"]),
                               START["offset"], math.log(START["sd"])])  # fmt: skip
-        self.raw = nn.Parameter(start / SCALE)
+        scales = torch.tensor([U_SCALE, SCALE, SCALE, SCALE])
+        self.register_buffer("scales", scales, persistent=False)
+        self.raw = nn.Parameter(start / scales)
 
     def values(self):
         """u, v, offset, sd (tensors)."""
-        u, v, offset, log_sd = (SCALE * self.raw).unbind()
+        u, v, offset, log_sd = (self.scales * self.raw).unbind()
         return F.softplus(u), F.softplus(v), offset, log_sd.exp()
 
     def background_term(self, b_logits):
@@ -122,7 +129,7 @@ class Additive(nn.Module):
         scale = (new * plateau).sum(0) / plateau.sum(0)
         if used.any():
             u = u * scale[used].mean()
-            self.raw[0].copy_(torch.log(torch.expm1(u)) / SCALE)
+            self.raw[0].copy_(torch.log(torch.expm1(u)) / U_SCALE)
         return new / scale
 
     def log_likelihood(self, f_logits, b_logits, x, spread=None):
