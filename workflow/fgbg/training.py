@@ -482,8 +482,10 @@ def _read_checkpoint(path: Path, device, log) -> dict | None:
 # so its format-2 weights mean another background; the thesis family's still read.
 # Format 4: the layered model's readout refits its templates on binary images, so a
 # format-3 file's templates and rates were fitted for another readout.
-MODEL_FILE_FORMAT = 4
-STILL_READ = {2: ("dual", "vae"), 3: ("dual", "vae")}  # older formats, the types read
+# Format 5: on intensities the layered model's u is stored at another scale (`gaussian`),
+# so a format-4 file's u would be misread.
+MODEL_FILE_FORMAT = 5
+STILL_READ = {2: ("dual", "vae"), 3: ("dual", "vae"), 4: ("dual", "vae")}  # older formats
 
 
 def load_trained(path) -> tuple[torch.nn.Module, dict]:

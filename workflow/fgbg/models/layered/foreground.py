@@ -3,6 +3,8 @@ template per place; f = 1 - prod_p (1 - g_p t_p)."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -99,11 +101,24 @@ class Foreground(nn.Module):
         t = torch.sigmoid(TEMPLATE_SCALE * self.templates)[0]
         return t / t.amax(dim=0) if self.shapes_only else t
 
-    def undrawn(self, log_presence, places=None):
+    def log_coverage(self):
+        """log c_p (1, window^2, places), how much of each pixel p's cell covers, which the
+        scored output paints (`inference.presence_foreground`): on binary images t_p; on
+        intensities t_p over its plateau's mean (its pixels at least half its brightest),
+        at most 1, so that a cell's own pixels score its probability even where a shape
+        refitted under noise sits below its brightest pixel."""
+        log_t = self.log_templates()
+        if not self.shapes_only:
+            return log_t
+        plateau = log_t >= -math.log(2)
+        mean = (log_t.exp() * plateau).sum(1, keepdim=True) / plateau.sum(1, keepdim=True)
+        return (log_t - mean.log()).clamp_max(0.0)
+
+    def undrawn(self, log_presence, places=None, log_t=None):
         """log(1 - s_p t_p) per place and template pixel (N, window^2, places), from log s_p
         (N, 1 or window^2, places); with a boolean mask `places`, for those places alone
-        (log_presence's columns for them)."""
-        log_t = self.log_templates()
+        (log_presence's columns for them); with `log_t`, those templates, not training's."""
+        log_t = self.log_templates() if log_t is None else log_t
         if places is not None:
             log_t = log_t[..., places]
         return log1m_exp((log_presence + log_t).clamp_max(-1e-6))
@@ -114,9 +129,9 @@ class Foreground(nn.Module):
         k = self.kernel
         return F.fold(log_not_st, self.size, template_window(k), padding=k // 2, stride=k)
 
-    def fold(self, log_presence):
+    def fold(self, log_presence, log_t=None):
         """(log(1 - s_p t_p) (`undrawn`), log(1 - f) (`combine`)) from log s_p."""
-        log_not_st = self.undrawn(log_presence)
+        log_not_st = self.undrawn(log_presence, log_t=log_t)
         return log_not_st, self.combine(log_not_st)
 
     def paint(self, gate_logits):

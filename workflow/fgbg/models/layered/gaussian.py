@@ -21,6 +21,7 @@ U_SCALE = 3.0  # u's: slower, since the foreground's gradients scale with u. At 
 # (docs/studies/intensity-07-cells-brightness-rate.md)
 SIGNIFICANT = 3.0  # standard errors above 0 at which the readout keeps a refitted template's
 # pixel on intensities (`Additive.finish_templates`)
+HEADROOM = 2.0  # standard errors above a refitted shape's plateau at which it is scaled to 1
 LEVEL_PRIOR = 1.0  # pixels' weight holding v at its value in the readout's levels fit
 START = {"u": 0.1, "v": 1.0, "offset": 0.0, "sd": 1.0}  # a dim foreground: a cell drawn too dim
 # beats not drawing it, so u grows to the cells' brightness (from u = 1 the foreground of
@@ -115,18 +116,20 @@ class Additive(nn.Module):
         squares' `weight`, as the readout keeps them: each pixel kept where it stands
         SIGNIFICANT standard errors (sd / (u sqrt(weight))) above 0, else 0 (under noise on
         every pixel the estimate where no cell is is noise, cut at 0 from below, and would
-        draw light around every cell); then scaled so that each template's plateau (its
-        pixels at least half its brightest) averages 1, and u by the `used` places' mean
-        scale, so u t is unchanged. (Scaled by its brightest pixel, as in training, a
-        template refitted under noise shrinks, the brightest of many noisy pixels being
-        too bright, and u grows round after round.) A template with no pixel kept keeps
-        its `old` one."""
+        draw light around every cell); then each scaled by its brightest pixel, as in
+        training, and u by the `used` places' mean of those, so u t is unchanged on average
+        over the places (each place's within the spread of its brightest pixel's noise).
+        Scaled so that its plateau averaged 1 instead, a shape's noisy pixels above 1 were
+        cut at 1 (a shape's pixels are at most 1), u t lost 7-10 % of a dim cell's light, and
+        the evidence against an absent cell 0.7 nats
+        (docs/studies/intensity-07-cells-brightness-rate.md). A template with no pixel kept
+        keeps its `old` one."""
         u, _v, _offset, sd = self.values()
-        new = torch.where(new * u * weight.sqrt() >= SIGNIFICANT * sd, new, 0.0)
-        top = new.amax(dim=0)
-        new = torch.where(top > 0, new, old)
+        error = sd / (u * weight.sqrt())  # each pixel's standard error, in units of u
+        new = torch.where(new >= SIGNIFICANT * error, new, 0.0)
+        new = torch.where(new.amax(dim=0) > 0, new, old)
         plateau = new >= new.amax(dim=0) / 2
-        scale = (new * plateau).sum(0) / plateau.sum(0)
+        scale = ((new + HEADROOM * error) * plateau).sum(0) / plateau.sum(0)
         if used.any():
             u = u * scale[used].mean()
             self.raw[0].copy_(torch.log(torch.expm1(u)) / U_SCALE)

@@ -155,7 +155,8 @@ def presence_foreground(model, x, means):
     rate r_p (`fit_readout`). The gates at the posterior means say yes or no; P_p says
     how sure the objective is, so an ambiguous window scores in between."""
     log_p, _ = presences(model, x, means, model.foreground.place_rate, final_evidence=False)
-    return -torch.expm1(model.foreground.fold(log_p)[1])
+    fg = model.foreground
+    return -torch.expm1(fg.fold(log_p, fg.log_coverage())[1])
 
 
 def fit_readout(model, images):
