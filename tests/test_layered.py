@@ -637,8 +637,8 @@ def test_two_places_present_together_are_merged_and_independent_neighbours_are_n
     x[on[:, 1], :, 6:9, 6:9] = 1.0
     x += 0.3 * torch.randn(x.shape, generator=generator)
     with torch.no_grad():
-        model.composition.raw.copy_(torch.tensor([math.log(math.expm1(1.0)), 0.0, 0.0,
-                                                  math.log(0.3)]) / model.composition.scales)  # fmt: skip
+        levels = torch.tensor([math.log(math.expm1(1.0)), 0.0, 0.0, math.log(0.3)])
+        model.composition.raw.copy_(levels / model.composition.scales)
         templates = model.foreground.templates.view(1, 5, 5, 16).fill_(-3.0)
         templates[:, 1:4, 2:4, 5] = 3.0  # (1, 1), window columns 2-6: cell columns 4-5
         templates[:, 1:4, 0:1, 6] = 3.0  # (1, 2), window columns 5-9: cell column 6
