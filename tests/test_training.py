@@ -297,44 +297,6 @@ def test_two_starts_keep_the_lower_validation_loss_and_equal_that_seeds_plain_ru
     )
 
 
-def test_trial_epochs_train_on_only_the_best_trial_as_its_plain_run_would(tmp_path):
-    val = tiny_images(16, seed=1)
-    config = {**TRAINING, "epochs": 3, "starts": 3, "trial_epochs": 1}
-    history = train_starts(tiny_images(), DUAL, config, 5, tmp_path / "trial", val, threads=1)
-    run = json.loads((tmp_path / "trial/run.json").read_text())
-    trials = [s["trial_loss"] for s in run["starts"]]
-    kept = run["kept_start"]
-    assert kept == trials.index(min(trials)) and len(set(trials)) == 3
-    assert [s["epochs_trained"] for s in run["starts"]] == [3 if j == kept else 1 for j in range(3)]
-    assert run["epochs_trained_all_starts"] == 5 and len(history) == 3
-    for j in set(range(3)) - {kept}:  # a trial's history, no model, no checkpoint left
-        assert len(pd.read_csv(tmp_path / f"trial/start{j}/history.csv")) == 1
-        assert not (tmp_path / f"trial/start{j}/model.pt").exists()
-        assert not (tmp_path / f"trial/start{j}/checkpoint.pt").exists()
-    # the kept start resumed its trial: the weights of its seed's uninterrupted run
-    train(tiny_images(), DUAL, config, 5 + 1000 * kept, tmp_path / "plain", val, threads=1)
-    assert_same_weights(weights(tmp_path / "trial/model.pt"), weights(tmp_path / "plain/model.pt"))
-
-
-def test_a_trial_longer_than_training_keeps_its_finished_start(tmp_path, monkeypatch):
-    calls = []
-
-    def counted(*args, **kw):
-        calls.append(kw.get("until"))
-        return train(*args, **kw)
-
-    monkeypatch.setattr("fgbg.training.train", counted)
-    val = tiny_images(16, seed=1)
-    config = {**TRAINING, "epochs": 2, "starts": 2, "trial_epochs": 3}
-    train_starts(tiny_images(), DUAL, config, 5, tmp_path / "trial", val, threads=1)
-    assert calls == [3, 3]  # the stopping rule ended both trials: none trained again
-    run = json.loads((tmp_path / "trial/run.json").read_text())
-    kept = run["kept_start"]
-    assert not (tmp_path / f"trial/start{1 - kept}/model.pt").exists()
-    train(tiny_images(), DUAL, config, 5 + 1000 * kept, tmp_path / "plain", val, threads=1)
-    assert_same_weights(weights(tmp_path / "trial/model.pt"), weights(tmp_path / "plain/model.pt"))
-
-
 @pytest.mark.parametrize("losses, kept", [([5.0, 3.0], 1), ([3.0, 5.0], 0), ([4.0, 4.0], 0)])
 def test_starts_rule_keeps_the_lowest_validation_loss(tmp_path, monkeypatch, losses, kept):
     def fake_train(images, model_config, training_config, seed, out_dir, val_images, **kw):

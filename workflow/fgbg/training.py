@@ -220,13 +220,11 @@ def train(
     threads: int | None = None,
     log: logging.Logger | None = None,
     fit_readout: bool = True,
-    until: int | None = None,
 ) -> list[dict]:
     """Train a model on `images` (N, H, W) and write model.pt, history.csv and run.json
     into `out_dir`; return the history (one dict per epoch). With `fit_readout`, what the
     model's readout fits with the weights fixed is fitted on the training images first
-    (`_fit_readout`). With `until`, a trial: training stops after that epoch with a
-    checkpoint and no model, and the same call without `until` resumes it.
+    (`_fit_readout`).
 
     `val_images` (held out, the validation split) add a validation loss column per term to
     the history (`val_*`), for choosing settings; the test split never reaches training.
@@ -303,9 +301,6 @@ def train(
     model.train()
     epoch = start_epoch
     while epoch <= rule.last_epoch():
-        if until is not None and epoch > until:
-            log.info("trial ends after epoch %d (checkpoint %s)", until, checkpoint_path)
-            return history
         tick = time.perf_counter()
         rate = rule.learning_rate(epoch)
         for group in optimiser.param_groups:  # a model may scale some groups' rate
@@ -339,7 +334,7 @@ def train(
             row["seconds"],
             "  (best)" if rule.best_epoch == epoch else "",
         )
-        if (epoch % every == 0 or epoch == until) and epoch < rule.last_epoch():
+        if epoch % every == 0 and epoch < rule.last_epoch():
             _atomic_torch_save(
                 {
                     "fingerprint": fingerprint,
@@ -394,76 +389,50 @@ def train_starts(images, model_config, training_config, seed, out_dir, val_image
     out_dir/start{j}/): the one whose kept (best) epoch has the lowest validation loss is
     copied into out_dir, and its run.json lists every start. A rule fixed in advance that
     reads no labels: a start that lost cells or drew a disk explains the images worse
-    (docs/studies/layered-15-two-starts.md). With `training.trial_epochs`, every start
-    trains that many epochs and only the one with the lowest training loss in the last of
-    them trains on (its trial resumed; the others keep their trial's history.csv); not the
-    validation loss, which after the layered model's blind epochs reads a foreground they
-    have not trained (docs/studies/intensity-06-blind-mask.md). With one start this is
-    `train`. Returns the kept history. Only the kept start's readout is fitted
-    (`_fit_readout`): the starts' own model.pt files are as trained."""
+    (docs/studies/layered-15-two-starts.md). With one start this is `train`. Returns the
+    kept history. Only the kept start's readout is fitted (`_fit_readout`): the starts' own
+    model.pt files are as trained."""
     starts = training_config.get("starts", 1)
     if starts == 1:
         return train(images, model_config, training_config, seed, out_dir, val_images, **kw)
     if val_images is None:
         raise ValueError("training.starts > 1 needs validation images to choose a start")
     out_dir = Path(out_dir)
-    trial = training_config.get("trial_epochs", TRAINING_DEFAULTS["trial_epochs"])
-    summaries = [{"start": j, "seed": seed + RESTART_SEED_STEP * j} for j in range(starts)]
-    histories, runs = {}, {}
-
-    def run_start(j, until=None):
-        tick = time.perf_counter()
+    summaries, histories, runs = [], [], []
+    for j in range(starts):
+        start_seed = seed + RESTART_SEED_STEP * j
         history = train(
-            images, model_config, training_config, summaries[j]["seed"],
-            out_dir / f"start{j}", val_images, fit_readout=False, until=until, **kw,
+            images, model_config, training_config, start_seed, out_dir / f"start{j}",
+            val_images, fit_readout=False, **kw,
         )  # fmt: skip
-        summaries[j]["wall_seconds"] = round(
-            summaries[j].get("wall_seconds", 0) + time.perf_counter() - tick, 3
-        )
-        summaries[j]["epochs_trained"] = len(history)
-        return history
-
-    finalists, finished = range(starts), set()
-    if trial:
-        for j in finalists:
-            histories[j] = run_start(j, until=trial)
-            summaries[j]["trial_loss"] = histories[j][-1]["loss"]
-            if not (out_dir / f"start{j}" / CHECKPOINT_NAME).exists():
-                finished.add(j)  # the stopping rule ended it within the trial
-        finalists = [min(finalists, key=lambda j: summaries[j]["trial_loss"])]
-        for j in set(range(starts)) - set(finalists):  # a trial's record, not a model
-            write_text(_history_csv(histories[j]), out_dir / f"start{j}" / "history.csv")
-            for name in (CHECKPOINT_NAME, "model.pt", "run.json"):
-                (out_dir / f"start{j}" / name).unlink(missing_ok=True)
-    for j in finalists:
-        if j not in finished:
-            histories[j] = run_start(j)
-        runs[j] = json.loads((out_dir / f"start{j}" / "run.json").read_text())
-        kept = next(row for row in histories[j] if row["epoch"] == runs[j]["best_epoch"])
-        summaries[j] |= {"val_loss": kept["val_loss"], "best_epoch": runs[j]["best_epoch"]}
-    chosen = min(finalists, key=lambda j: summaries[j]["val_loss"])
-    source = out_dir / f"start{chosen}"
+        histories.append(history)
+        run = json.loads((out_dir / f"start{j}" / "run.json").read_text())
+        runs.append(run)
+        kept = next(row for row in history if row["epoch"] == run["best_epoch"])
+        summaries.append(
+            {"start": j, "seed": start_seed, "val_loss": kept["val_loss"],
+             "best_epoch": run["best_epoch"], "epochs_trained": run["epochs_trained"],
+             "wall_seconds": run["wall_seconds"]}
+        )  # fmt: skip
+    chosen = min(summaries, key=lambda s: s["val_loss"])
+    source = out_dir / f"start{chosen['start']}"
     model, resolved = load_trained(source / "model.pt")
     device = resolve_device(training_config.get("device", TRAINING_DEFAULTS["device"]))
     _fit_readout(model.to(device), _to_device(images, device))
     save_model(model, resolved, out_dir / "model.pt")
     atomic_write(out_dir / "history.csv", lambda tmp: shutil.copyfile(source / "history.csv", tmp))
-    run = runs[chosen] | {
+    run = runs[chosen["start"]] | {
         "starts": summaries,
-        "kept_start": chosen,
+        "kept_start": chosen["start"],
         "epochs_trained_all_starts": sum(s["epochs_trained"] for s in summaries),
         "wall_seconds": round(sum(s["wall_seconds"] for s in summaries), 3),
     }
     write_json(run, out_dir / "run.json")
     (kw.get("log") or logging.getLogger("fgbg.training")).info(
-        "kept start %d of %d (%s)", chosen, starts,
-        ", ".join(
-            f"start {s['start']}: " + ", ".join(
-                f"{k} {s[k]:.2f}" for k in ("trial_loss", "val_loss") if k in s
-            ) for s in summaries
-        ),
+        "kept start %d of %d (validation losses %s)", chosen["start"], starts,
+        ", ".join(f"{s['val_loss']:.2f}" for s in summaries),
     )  # fmt: skip
-    return histories[chosen]
+    return histories[chosen["start"]]
 
 
 def _read_checkpoint(path: Path, device, log) -> dict | None:
