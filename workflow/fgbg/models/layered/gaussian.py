@@ -116,14 +116,14 @@ class Additive(nn.Module):
         squares' `weight`, as the readout keeps them: each pixel kept where it stands
         SIGNIFICANT standard errors (sd / (u sqrt(weight))) above 0, else 0 (under noise on
         every pixel the estimate where no cell is is noise, cut at 0 from below, and would
-        draw light around every cell); then each scaled by its brightest pixel, as in
-        training, and u by the `used` places' mean of those, so u t is unchanged on average
-        over the places (each place's within the spread of its brightest pixel's noise).
-        Scaled so that its plateau averaged 1 instead, a shape's noisy pixels above 1 were
-        cut at 1 (a shape's pixels are at most 1), u t lost 7-10 % of a dim cell's light, and
-        the evidence against an absent cell 0.7 nats
-        (docs/studies/intensity-07-cells-brightness-rate.md). A template with no pixel kept
-        keeps its `old` one."""
+        draw light around every cell); then each scaled so that its plateau (its pixels at
+        least half its brightest, plus HEADROOM standard errors) averages 1, and u by the
+        `used` places' mean scale, so u t is unchanged. A shape's pixels are at most 1 (the
+        caller cuts them there): with its plateau at 1, half its noisy pixels were cut, a dim
+        cell lost 7-10 % of its light and the evidence against an absent one read 0.2-1.0
+        nats too high; scaled by its brightest pixel, each place's light was off by that
+        pixel's noise (docs/studies/intensity-07-cells-brightness-rate.md). A template with
+        no pixel kept keeps its `old` one."""
         u, _v, _offset, sd = self.values()
         error = sd / (u * weight.sqrt())  # each pixel's standard error, in units of u
         new = torch.where(new >= SIGNIFICANT * error, new, 0.0)
