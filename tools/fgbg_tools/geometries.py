@@ -13,11 +13,11 @@ ceiling's `inside_bg_on` AUROC; the runs of each of METHODS that meet every targ
 (fgbg.targets, relative to the ceiling of the same run); the layered model's worst run (the
 target it misses by the most, with its value and bound) and the range over its runs of the
 nats per cell its scores lose against the ceiling's (`log_loss_excess`, `inside_bg_on`);
-then the geometry's cost: its jobs' CPU minutes (Snakemake's benchmarks, every rule) and a
-layered training job's mean CPU seconds. With --write it replaces the page's
-`<!-- generated: geometries -->` block. `run-table` gives the same rows for one run of any
-config (DIR/results, e.g. the intensity config's) and the chosen methods, into the block
-`<!-- generated: NAME -->`.
+then the geometry's cost: its jobs' wall minutes summed (Snakemake's benchmarks, every
+rule) and a layered training's mean wall seconds (run.json; `cost`). With --write it
+replaces the page's `<!-- generated: geometries -->` block. `run-table` gives the same
+rows for one run of any config (DIR/results, e.g. the intensity config's) and the chosen
+methods, into the block `<!-- generated: NAME -->`.
 """
 
 from __future__ import annotations
@@ -82,13 +82,17 @@ def worst_miss(verdicts: pd.DataFrame) -> str:
 
 
 def cost(results: Path) -> dict:
-    """The run's CPU minutes (every job) and each trained model's CPU seconds per training
-    job (MODEL's first)."""
-    training = timing.training_times(results).set_index("model")["cpu_s"]
+    """The run's job minutes (every job's wall time, summed) and each trained model's
+    seconds per training (the training function's own wall time, every start and the
+    readout, from run.json; MODEL's first). Wall time, not Snakemake's `cpu_time`: that is
+    sampled every 30 s, so a job of a minute or two reads the last sample before it ended
+    (a 75 s job read 43 s). Jobs run on one thread each, so on cores that are not shared
+    the wall time is the CPU time."""
+    training = timing.training_times(results).set_index("model")["train_wall_s"]
     models = sorted(training.index, key=lambda model: model != MODEL)
     return {
-        "CPU min (all jobs)": round(timing.rule_times(results)["cpu_s"].sum() / 60, 1),
-        **{f"{model} CPU s per training job": round(training[model], 1) for model in models},
+        "job min (all jobs)": round(timing.rule_times(results)["wall_s"].sum() / 60, 1),
+        **{f"{model} s per training": round(training[model], 1) for model in models},
     }
 
 
