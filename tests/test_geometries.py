@@ -92,6 +92,8 @@ def test_run_table_reads_one_run_of_any_config_into_its_block(tmp_path):
     assert "| 1 of 2 | 0 of 2 | 2 of 2 |" in row
     with pytest.raises(SystemExit):
         geometries.main(["run-table", "--results", str(tmp_path / "run")])  # no --name
+    with pytest.raises(SystemExit):  # the results folder itself, not the run's directory
+        geometries.main(["run-table", "--results", str(results), "--name", "intensity"])
 
 
 def test_an_unknown_geometry_is_a_clear_error():

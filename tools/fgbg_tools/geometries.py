@@ -155,6 +155,8 @@ def main(argv=None) -> None:
     if args.action == "run-table":
         if not (args.results and args.name):
             parser.error("run-table needs --results and --name")
+        if not (args.results / "results" / "eval").is_dir():
+            parser.error(f"--results {args.results}: no results/eval/ there (a run's directory)")
         frame = pd.DataFrame(run_rows(args.results / "results", {}, args.methods.split(",")))
     else:
         frame = table(args.out)
