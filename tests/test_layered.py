@@ -356,9 +356,13 @@ def test_a_model_file_of_another_version_is_refused_naming_the_version(tmp_path)
     torch.save({**state, "format": 3, "fgbg_version": "0.3.0"}, tmp_path / "trained.pt")
     with pytest.raises(JobError, match=r"\(model file format 3\), which"):
         load_trained(tmp_path / "trained.pt")
+    # format 4 stored u, the intensity composition's cell brightness, at another scale
+    torch.save({**state, "format": 4, "fgbg_version": "0.3.0"}, tmp_path / "u.pt")
+    with pytest.raises(JobError, match=r"\(model file format 4\), which"):
+        load_trained(tmp_path / "u.pt")
 
 
-@pytest.mark.parametrize("written_format", [2, 3])
+@pytest.mark.parametrize("written_format", [2, 3, 4])
 def test_a_thesis_model_file_of_an_older_format_still_reads(tmp_path, written_format):
     config = resolve_config({"type": "dual"})
     model = build_model(config, 12, 12)
